@@ -1,0 +1,74 @@
+"""Hidden-layer activations and their derivatives, one row of a batch at a time.
+
+Each derivative is written in terms of the activation's *output* ``a`` (as
+scikit-learn does), so the forward pass need not keep pre-activations.  Every
+function branches on the activation code once, outside its loop, so that the
+loop itself vectorizes.
+"""
+import numpy as np
+
+from .._config import njit
+
+IDENTITY = 0
+LOGISTIC = 1
+TANH = 2
+RELU = 3
+LEAKY_RELU = 4
+
+#: Slope of ``leaky_relu`` for negative inputs (PyTorch's default).
+LEAKY_SLOPE = 0.01
+
+
+@njit
+def bias_activation(row, bias, code):
+    """``row[:] = act(row + bias)`` in place, for one output unit over the batch."""
+    one = row.dtype.type(1)
+    zero = row.dtype.type(0)
+    n = row.shape[0]
+    if code == IDENTITY:
+        for b in range(n):
+            row[b] += bias
+    elif code == RELU:
+        for b in range(n):
+            v = row[b] + bias
+            row[b] = v if v > zero else zero
+    elif code == LEAKY_RELU:
+        slope = row.dtype.type(LEAKY_SLOPE)
+        for b in range(n):
+            v = row[b] + bias
+            row[b] = v if v > zero else slope * v
+    elif code == TANH:
+        for b in range(n):
+            row[b] = np.tanh(row[b] + bias)
+    elif code == LOGISTIC:
+        for b in range(n):
+            v = row[b] + bias
+            # 1 / (1 + exp(-v)) overflows only to inf in the denominator, which gives 0.
+            row[b] = one / (one + np.exp(-v))
+
+
+@njit
+def backprop_row(out, t, a, code):
+    """``out[:] = t * act'(z)``, the derivative taken from the output ``a = act(z)``.
+
+    ``out`` may be ``a`` itself: each element is read before it is written.
+    """
+    one = t.dtype.type(1)
+    zero = t.dtype.type(0)
+    n = t.shape[0]
+    if code == RELU:
+        for b in range(n):
+            out[b] = t[b] if a[b] > zero else zero
+    elif code == LEAKY_RELU:
+        slope = t.dtype.type(LEAKY_SLOPE)
+        for b in range(n):
+            out[b] = t[b] if a[b] > zero else slope * t[b]
+    elif code == TANH:
+        for b in range(n):
+            out[b] = t[b] * (one - a[b] * a[b])
+    elif code == LOGISTIC:
+        for b in range(n):
+            out[b] = t[b] * (a[b] * (one - a[b]))
+    else:
+        for b in range(n):
+            out[b] = t[b]

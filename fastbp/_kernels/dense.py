@@ -1,0 +1,90 @@
+"""Dense layers on feature-major buffers: fused forward, backward, GEMM dispatch.
+
+A layer with ``n_in`` inputs and ``n_out`` outputs keeps its weights row-major
+``(n_in, n_out)`` (scikit-learn's ``coefs_`` layout) at ``params[w0:]`` and its
+bias at ``params[b0:]``.  Activations are flat ``(width, nb)`` blocks.  Small
+layers run as Numba loops along the batch with bias and activation fused; large
+ones call BLAS through ``np.dot(a, b, out)`` and apply the epilogue after.
+"""
+import numpy as np
+
+from .._config import BLAS_MIN_WORK, njit
+from .activations import backprop_row, bias_activation
+
+
+@njit
+def use_blas(n_in, n_out, nb):
+    """Whether a layer of this shape goes through BLAS (threshold measured, see _config)."""
+    return n_in * n_out * nb >= BLAS_MIN_WORK
+
+
+@njit
+def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code):
+    """``Z = act(W.T @ A + b)`` for the flat blocks ``A`` ``(n_in, nb)`` and ``Z`` ``(n_out, nb)``."""
+    W = params[w0:w0 + n_in * n_out]
+    if use_blas(n_in, n_out, nb):
+        np.dot(W.reshape((n_in, n_out)).T, A[:n_in * nb].reshape((n_in, nb)),
+               Z[:n_out * nb].reshape((n_out, nb)))
+        for j in range(n_out):
+            bias_activation(Z[j * nb:(j + 1) * nb], params[b0 + j], code)
+        return
+    zero = Z.dtype.type(0)
+    for j in range(n_out):
+        z = Z[j * nb:(j + 1) * nb]
+        z[:] = zero
+        for i in range(n_in):
+            w = W[i * n_out + j]
+            a = A[i * nb:(i + 1) * nb]
+            for b in range(nb):
+                z[b] += w * a[b]
+        bias_activation(z, params[b0 + j], code)
+
+
+@njit
+def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, propagate):
+    """Gradients of one layer from its output delta ``D`` (flat ``(n_out, nb)``).
+
+    Writes dW = A @ D.T and db = D summed over the batch into ``grad``.  When
+    ``propagate``, overwrites ``A`` (the layer's input, the previous layer's
+    activation ``act(z)`` with activation ``code_in``) with the previous layer's
+    delta ``(W @ D) * act'(z)``; ``tmp`` is scratch of at least ``n_in * nb``.
+    """
+    zero = D.dtype.type(0)
+    W = params[w0:w0 + n_in * n_out]
+    gW = grad[w0:w0 + n_in * n_out]
+    for j in range(n_out):
+        d = D[j * nb:(j + 1) * nb]
+        s = zero
+        for b in range(nb):
+            s += d[b]
+        grad[b0 + j] = s
+    if use_blas(n_in, n_out, nb):
+        D2 = D[:n_out * nb].reshape((n_out, nb))
+        np.dot(A[:n_in * nb].reshape((n_in, nb)), D2.T, gW.reshape((n_in, n_out)))
+        if propagate:
+            np.dot(W.reshape((n_in, n_out)), D2, tmp[:n_in * nb].reshape((n_in, nb)))
+            for i in range(n_in):
+                a = A[i * nb:(i + 1) * nb]
+                backprop_row(a, tmp[i * nb:(i + 1) * nb], a, code_in)
+        return
+    for i in range(n_in):
+        a = A[i * nb:(i + 1) * nb]
+        for j in range(n_out):
+            d = D[j * nb:(j + 1) * nb]
+            s = zero
+            for b in range(nb):
+                s += a[b] * d[b]
+            gW[i * n_out + j] = s
+    if propagate:
+        t = tmp[:nb]
+        for i in range(n_in):
+            w = W[i * n_out]
+            for b in range(nb):
+                t[b] = w * D[b]
+            for j in range(1, n_out):
+                w = W[i * n_out + j]
+                d = D[j * nb:(j + 1) * nb]
+                for b in range(nb):
+                    t[b] += w * d[b]
+            a = A[i * nb:(i + 1) * nb]
+            backprop_row(a, t, a, code_in)

@@ -1,0 +1,116 @@
+"""The drivers: whole epochs of minibatch training, full-data gradients, prediction.
+
+The architecture arrives as ``layers``, an int64 array of shape ``(L, 5)`` with
+one row per dense layer: ``n_in, n_out, code, w_off, b_off``.  ``code`` is the
+hidden activation for every layer but the last, whose code is the output kind
+(``losses.OUT_*``).  ``abuf`` holds the activations of every layer for one batch,
+``sum(widths) * batch`` values; ``tmp`` is scratch of ``max(widths) * batch``.
+"""
+from .._config import njit
+from .activations import IDENTITY
+from .dense import dense_backward, dense_forward
+from .losses import loss_and_delta, output_activation
+from .optimizers import sgd_step
+
+
+@njit
+def gather(X, order, start, nb, A):
+    """Copy rows ``order[start:start+nb]`` of ``X`` into ``A`` as a flat ``(n_features, nb)`` block."""
+    n_features = X.shape[1]
+    for b in range(nb):
+        r = order[start + b]
+        for i in range(n_features):
+            A[i * nb + b] = X[r, i]
+
+
+@njit
+def forward_batch(params, layers, abuf, nb):
+    """Forward pass over a gathered batch; returns the offset of the output logits in ``abuf``."""
+    n_layers = layers.shape[0]
+    off = 0
+    for l in range(n_layers):
+        n_in, n_out = layers[l, 0], layers[l, 1]
+        code = layers[l, 2] if l < n_layers - 1 else IDENTITY
+        nxt = off + n_in * nb
+        dense_forward(params, layers[l, 3], layers[l, 4], n_in, n_out,
+                      abuf[off:nxt], abuf[nxt:], nb, code)
+        off = nxt
+    return off
+
+
+@njit
+def batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad, scale, want_loss):
+    """Forward and backward over one batch; ``grad`` receives ``scale`` times the summed gradient.
+
+    Returns the summed per-sample loss of the batch (0 unless ``want_loss``).
+    """
+    n_layers = layers.shape[0]
+    gather(X, order, start, nb, abuf)
+    off = forward_batch(params, layers, abuf, nb)
+    n_out = layers[n_layers - 1, 1]
+    loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, order,
+                          start, nb, n_out, scale, want_loss)
+    for l in range(n_layers - 1, -1, -1):
+        n_in = layers[l, 0]
+        prev = off - n_in * nb
+        code_in = layers[l - 1, 2] if l > 0 else IDENTITY
+        dense_backward(params, grad, layers[l, 3], layers[l, 4], n_in, layers[l, 1],
+                       abuf[prev:off], abuf[off:], tmp, nb, code_in, l > 0)
+        off = prev
+    return loss
+
+
+@njit
+def run_epochs(params, X, Y, orders, layers, batch_size, learning_rate, abuf, tmp, grad, losses,
+               want_loss):
+    """Train for ``losses.shape[0]`` epochs of minibatch SGD, updating ``params`` after every batch.
+
+    Epoch ``e`` visits the samples in the order ``orders[e % len(orders)]``.
+    ``losses[e]`` receives the epoch's mean loss (each batch's loss taken before its
+    update), or 0 when ``want_loss`` is false.
+    """
+    n = X.shape[0]
+    for e in range(losses.shape[0]):
+        order = orders[e % orders.shape[0]]
+        total = 0.0
+        for start in range(0, n, batch_size):
+            nb = min(batch_size, n - start)
+            total += batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad,
+                                    1.0 / nb, want_loss)
+            sgd_step(params, grad, learning_rate)
+        losses[e] = total / n
+
+
+@njit
+def data_gradient(params, X, Y, order, layers, chunk, abuf, tmp, grad, total_grad):
+    """Mean loss and its gradient over all rows of ``X``, processed ``chunk`` rows at a time.
+
+    ``total_grad`` receives the gradient; ``grad`` is scratch of the same size.
+    """
+    n = X.shape[0]
+    total_grad[:] = 0
+    total = 0.0
+    for start in range(0, n, chunk):
+        nb = min(chunk, n - start)
+        total += batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad, 1.0 / n,
+                                True)
+        for k in range(grad.shape[0]):
+            total_grad[k] += grad[k]
+    return total / n
+
+
+@njit
+def predict_rows(params, X, order, layers, chunk, abuf, out):
+    """Output-layer values (probabilities for sigmoid and softmax) for every row of ``X``."""
+    n = X.shape[0]
+    n_layers = layers.shape[0]
+    n_out = layers[n_layers - 1, 1]
+    for start in range(0, n, chunk):
+        nb = min(chunk, n - start)
+        gather(X, order, start, nb, abuf)
+        off = forward_batch(params, layers, abuf, nb)
+        Z = abuf[off:off + n_out * nb]
+        output_activation(layers[n_layers - 1, 2], Z, nb, n_out)
+        for b in range(nb):
+            for k in range(n_out):
+                out[start + b, k] = Z[k * nb + b]

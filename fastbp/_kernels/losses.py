@@ -1,0 +1,95 @@
+"""Losses and output-layer deltas, computed stably from the logits.
+
+Conventions are scikit-learn's: squared error is the mean over samples and
+outputs of ``(y - p)**2 / 2``; log losses are sums over outputs averaged over
+samples.  Each function returns the *sum over the batch's samples* of the
+per-sample loss (in float64) and overwrites the logits with the gradient of
+``scale`` times that sum, so ``scale = 1 / n`` gives the gradient of the mean.
+"""
+import numpy as np
+
+from .._config import njit
+
+OUT_IDENTITY = 0
+OUT_SIGMOID = 1
+OUT_SOFTMAX = 2
+
+
+@njit
+def sigmoid(z, one):
+    """Logistic function of a scalar, exact in both tails (``one`` fixes the dtype)."""
+    if z >= 0:
+        return one / (one + np.exp(-z))
+    e = np.exp(z)
+    return e / (one + e)
+
+
+@njit
+def loss_and_delta(code, Z, Y, order, start, nb, n_out, scale, want_loss):
+    """Loss of the logits ``Z`` (flat ``(n_out, nb)``) against rows ``order[start:start+nb]`` of ``Y``.
+
+    ``Z`` is overwritten with ``scale * dloss/dZ``.  Returns the summed per-sample
+    loss, or 0 without computing it when ``want_loss`` is false (it costs a
+    logarithm per output for the log losses).
+    """
+    one = Z.dtype.type(1)
+    total = 0.0
+    if code == OUT_IDENTITY:
+        s = Z.dtype.type(scale / n_out)
+        for k in range(n_out):
+            for b in range(nb):
+                d = Z[k * nb + b] - Y[order[start + b], k]
+                total += 0.5 * np.float64(d) * np.float64(d)
+                Z[k * nb + b] = d * s
+        return total / n_out
+    s = Z.dtype.type(scale)
+    if code == OUT_SIGMOID:
+        zero = Z.dtype.type(0)
+        for k in range(n_out):
+            for b in range(nb):
+                z = Z[k * nb + b]
+                y = Y[order[start + b], k]
+                e = np.exp(-abs(z))
+                p = one / (one + e) if z >= zero else e / (one + e)
+                if want_loss:
+                    # -y log p - (1 - y) log(1 - p) = log(1 + exp(z)) - y z
+                    total += (max(np.float64(z), 0.0) + np.log1p(np.float64(e))
+                              - np.float64(y) * np.float64(z))
+                Z[k * nb + b] = (p - y) * s
+        return total
+    # softmax: per sample, log-sum-exp over the outputs
+    for b in range(nb):
+        r = order[start + b]
+        m = Z[b]
+        for k in range(1, n_out):
+            m = max(m, Z[k * nb + b])
+        acc = 0.0
+        for k in range(n_out):
+            acc += np.exp(np.float64(Z[k * nb + b] - m))
+        lse = np.float64(m) + np.log(acc)
+        for k in range(n_out):
+            y = Y[r, k]
+            z = Z[k * nb + b]
+            total += np.float64(y) * (lse - np.float64(z))
+            Z[k * nb + b] = (Z.dtype.type(np.exp(np.float64(z) - lse)) - y) * s
+    return total
+
+
+@njit
+def output_activation(code, Z, nb, n_out):
+    """Turn logits ``Z`` (flat ``(n_out, nb)``) into the output layer's values in place."""
+    one = Z.dtype.type(1)
+    if code == OUT_SIGMOID:
+        for i in range(n_out * nb):
+            Z[i] = sigmoid(Z[i], one)
+    elif code == OUT_SOFTMAX:
+        for b in range(nb):
+            m = Z[b]
+            for k in range(1, n_out):
+                m = max(m, Z[k * nb + b])
+            acc = 0.0
+            for k in range(n_out):
+                acc += np.exp(np.float64(Z[k * nb + b] - m))
+            lse = np.float64(m) + np.log(acc)
+            for k in range(n_out):
+                Z[k * nb + b] = np.exp(np.float64(Z[k * nb + b]) - lse)

@@ -1,0 +1,127 @@
+"""Input and parameter checks.  Every message names the argument, what was expected and what was given."""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_choice(name, value, options):
+    """``value`` must be one of ``options`` (a dict or a sequence of names)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}")
+    return value
+
+
+def check_int(name, value, low=1):
+    """A Python or numpy integer (not a bool) of at least ``low``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def check_positive_float(name, value):
+    """A finite real number greater than zero."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_float_dtype(dtype):
+    """The training dtype: float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_layers(layers):
+    """A sequence of at least two positive integer widths ``[n_in, h1, ..., n_out]``."""
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
+        raise TypeError(f"layers must be a list of layer widths such as [2, 10, 1], got {layers!r}")
+    if len(layers) < 2:
+        raise ValueError(f"layers must give at least an input and an output width, got {list(layers)!r}")
+    return tuple(check_int(f"layers[{i}]", w) for i, w in enumerate(layers))
+
+
+def _as_numeric(name, a):
+    """``a`` as a numpy array of a real numeric dtype, or a TypeError/ValueError naming ``name``."""
+    if hasattr(a, "tocsr") or type(a).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} is a sparse matrix; pass a dense array ({name}.toarray())")
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
+    kind = arr.dtype.kind
+    if kind in "biuf":
+        return arr
+    if kind == "c":
+        raise TypeError(f"{name} must be real-valued, got complex dtype {arr.dtype}")
+    raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+
+
+def _check_finite(name, arr):
+    # The sum is finite exactly when every element is, unless it overflows; only then look closer.
+    if arr.dtype.kind == "f" and not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+
+
+def check_X(X, dtype, n_features=None, name="X"):
+    """A finite 2-D array of ``dtype`` in C order, with at least one row and one column.
+
+    Converts at most once; an input of the right dtype and layout is returned as is.
+    """
+    arr = _as_numeric(name, X)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got an array of shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} has 0 samples; at least 1 is required")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features; at least 1 is required")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features, but the network expects {n_features}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(name, arr)
+    return arr
+
+
+def check_targets(y, n_samples, n_out, output, dtype, name="y"):
+    """Targets as a finite 2-D ``(n_samples, n_out)`` array of ``dtype``.
+
+    ``output`` is the output layer's name: ``'sigmoid'`` needs values in [0, 1];
+    ``'softmax'`` takes integer class indices of shape ``(n,)`` or rows of class
+    probabilities of shape ``(n, n_out)``.
+    """
+    arr = _as_numeric(name, y)
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{name} must be 1-D or 2-D, got an array of shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"X and {name} have different numbers of samples: {n_samples} and {arr.shape[0]}")
+    _check_finite(name, arr.astype(np.float64, copy=False))
+    if output == "softmax" and arr.ndim == 1:
+        if arr.size and not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"{name}: class indices for a softmax output must be whole numbers")
+        if arr.size and (arr.min() < 0 or arr.max() >= n_out):
+            raise ValueError(
+                f"{name}: class indices must lie in [0, {n_out - 1}] for {n_out} outputs, "
+                f"got values from {arr.min()} to {arr.max()}")
+        onehot = np.zeros((n_samples, n_out), dtype=dtype)
+        onehot[np.arange(n_samples), arr.astype(np.intp)] = 1
+        return onehot
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.shape[1] != n_out:
+        raise ValueError(f"{name} has {arr.shape[1]} column(s), but the network has {n_out} output(s)")
+    if output in ("sigmoid", "softmax") and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(f"{name}: targets of a {output} output must lie in [0, 1], "
+                         f"got values from {arr.min()} to {arr.max()}")
+    if output == "softmax" and not np.allclose(arr.sum(axis=1), 1, atol=1e-4):
+        raise ValueError(f"{name}: each row of a softmax target must sum to 1 (one-hot or probabilities)")
+    return np.ascontiguousarray(arr, dtype=dtype)

@@ -1,0 +1,101 @@
+"""NeuralNetwork: the seed article's one-hidden-layer class, computed by fastbp's kernels.
+
+Swap ``class NeuralNetwork`` of the article for ``from fastbp import NeuralNetwork``
+and the rest of the script runs unchanged: same constructor, same attributes
+(``W1``, ``b1``, ``W2``, ``b2``), same methods and the same maths (ReLU hidden
+layer, sigmoid output, gradient of the mean binary log loss, full-batch steps),
+in float64.
+"""
+import numpy as np
+
+from ._validation import check_int, check_positive_float
+from .network import Network, _Trainer
+
+
+class NeuralNetwork:
+    """ReLU hidden layer and sigmoid output, trained by full-batch gradient descent.
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+
+    Attributes
+    ----------
+    W1 : ndarray of shape (input_size, hidden_size)
+    b1 : ndarray of shape (1, hidden_size)
+    W2 : ndarray of shape (hidden_size, output_size)
+    b2 : ndarray of shape (1, output_size)
+        Writable views into the network's flat parameter vector.  Initialised as
+        the article does: weights ``np.random.randn(...) * 0.01`` from NumPy's
+        global generator (so ``np.random.seed`` reproduces the article's start),
+        biases zero.
+    """
+
+    def __init__(self, input_size, hidden_size, output_size):
+        self.net = Network([input_size, hidden_size, output_size], activation="relu",
+                           output="sigmoid", dtype=np.float64, random_state=0)
+        self.net._params[:] = 0.0
+        self.W1[...] = np.random.randn(input_size, hidden_size) * 0.01
+        self.W2[...] = np.random.randn(hidden_size, output_size) * 0.01
+        self._X = None
+
+    # The article's attributes, as views: assigning through them (nn.W1[...] = w) writes the
+    # network's weights; assigning a new array replaces the values, keeping the view.
+    def _view(i, kind):
+        def get(self):
+            arrays = self.net.coefs_ if kind == "W" else self.net.intercepts_
+            return arrays[i] if kind == "W" else arrays[i].reshape(1, -1)
+
+        def set(self, value):
+            target = get(self)
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape != target.shape:
+                raise ValueError(f"{kind}{i + 1} must have shape {target.shape}, got {value.shape}")
+            target[...] = value
+
+        return property(get, set)
+
+    W1, b1 = _view(0, "W"), _view(0, "b")
+    W2, b2 = _view(1, "W"), _view(1, "b")
+    del _view
+
+    def forward(self, X):
+        """Sigmoid outputs ``a2`` of shape (n_samples, output_size)."""
+        self._X = X
+        self.a2 = self.net.forward(X)
+        return self.a2
+
+    # Intermediate values of the last forward pass, computed on demand (the kernels keep none).
+    @property
+    def z1(self):
+        return np.dot(np.asarray(self._X, dtype=np.float64), self.W1) + self.b1
+
+    @property
+    def a1(self):
+        return np.maximum(0, self.z1)
+
+    @property
+    def z2(self):
+        return np.dot(self.a1, self.W2) + self.b2
+
+    def backward(self, X, y, learning_rate):
+        """One gradient step on the mean log loss over all of ``(X, y)``."""
+        self._train(X, y, learning_rate, 1)
+
+    def train(self, X, y, learning_rate, epochs):
+        """``epochs`` full-batch gradient steps, all in one kernel call."""
+        self._train(X, y, learning_rate, epochs)
+
+    def _train(self, X, y, learning_rate, epochs):
+        net = self.net
+        learning_rate = check_positive_float("learning_rate", learning_rate)
+        epochs = check_int("epochs", epochs)
+        X, Y = net._check_data(X, y)
+        n = X.shape[0]
+        order = np.arange(n, dtype=np.int64).reshape(1, n)
+        with _Trainer(net, X, Y, n) as trainer:
+            trainer.run(order, learning_rate, epochs, want_loss=False)
+
+    def predict(self, X):
+        """0/1 labels of shape (n_samples, output_size), as int."""
+        return (self.forward(X) > 0.5).astype(int)

@@ -1,0 +1,163 @@
+"""The same mathematics in plain, readable NumPy: the test oracle and the "numpy" peer.
+
+Notation follows the seed article (section 3), with samples as rows:
+
+    z(l) = a(l-1) @ W(l) + b(l)          a(l) = g(z(l))
+    delta(L) = dLoss/dz(L)
+    delta(l) = (delta(l+1) @ W(l+1).T) * g'(z(l))
+    dLoss/dW(l) = a(l-1).T @ delta(l)    dLoss/db(l) = sum of delta(l) over samples
+
+Losses follow scikit-learn: squared error is the mean over samples and outputs
+of (y - p)**2 / 2; log losses are summed over outputs and averaged over samples.
+Nothing here is fast on purpose: every line maps to an equation.
+"""
+import numpy as np
+
+LEAKY_SLOPE = 0.01
+
+
+def _sigmoid(z):
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+ACTIVATIONS = {
+    "identity": lambda z: z,
+    "logistic": _sigmoid,
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    "relu": lambda z: np.maximum(z, 0),
+    "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
+}
+
+# g'(z) written with the activation's output a = g(z).
+DERIVATIVES = {
+    "identity": lambda a: np.ones_like(a),
+    "logistic": lambda a: a * (1 - a),
+    "sigmoid": lambda a: a * (1 - a),
+    "tanh": lambda a: 1 - a ** 2,
+    "relu": lambda a: (a > 0).astype(a.dtype),
+    "leaky_relu": lambda a: np.where(a > 0, 1.0, LEAKY_SLOPE).astype(a.dtype),
+}
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+OUTPUTS = {"identity": lambda z: z, "sigmoid": _sigmoid, "softmax": _softmax}
+
+
+def loss(output, z, y):
+    """Mean loss of the output logits ``z`` against targets ``y`` (both (n, n_out))."""
+    n = z.shape[0]
+    if output == "identity":
+        return np.mean((z - y) ** 2) / 2
+    if output == "sigmoid":
+        # -y log p - (1 - y) log(1 - p) with p = sigmoid(z), written without overflow
+        return np.sum(np.logaddexp(0.0, z) - y * z) / n
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    return -np.sum(y * log_p) / n
+
+
+def output_delta(output, z, y):
+    """dLoss/dz for the mean loss above."""
+    n, n_out = z.shape
+    if output == "identity":
+        return (z - y) / (n * n_out)
+    return (OUTPUTS[output](z) - y) / n
+
+
+def forward(coefs, intercepts, X, activation, output):
+    """All activations ``[X, a1, ..., aL]``; the last entry holds the output *logits*."""
+    a = [X]
+    for l, (W, b) in enumerate(zip(coefs, intercepts)):
+        z = a[-1] @ W + b
+        a.append(z if l == len(coefs) - 1 else ACTIVATIONS[activation](z))
+    return a
+
+
+def predict(coefs, intercepts, X, activation, output):
+    """Output-layer values: probabilities for sigmoid and softmax outputs."""
+    return OUTPUTS[output](forward(coefs, intercepts, X, activation, output)[-1])
+
+
+def loss_and_gradients(coefs, intercepts, X, Y, activation, output):
+    """Mean loss over ``(X, Y)`` and its gradients with respect to every W and b."""
+    a = forward(coefs, intercepts, X, activation, output)
+    value = loss(output, a[-1], Y)
+    delta = output_delta(output, a[-1], Y)
+    coef_grads = [None] * len(coefs)
+    intercept_grads = [None] * len(coefs)
+    for l in range(len(coefs) - 1, -1, -1):
+        coef_grads[l] = a[l].T @ delta
+        intercept_grads[l] = delta.sum(axis=0)
+        if l > 0:
+            delta = (delta @ coefs[l].T) * DERIVATIVES[activation](a[l])
+    return value, coef_grads, intercept_grads
+
+
+def sgd_epoch(coefs, intercepts, X, Y, activation, output, learning_rate, batch_size, order):
+    """One epoch of minibatch SGD visiting rows in ``order``; updates in place, returns mean loss."""
+    n = X.shape[0]
+    total = 0.0
+    for start in range(0, n, batch_size):
+        rows = order[start:start + batch_size]
+        value, gW, gb = loss_and_gradients(coefs, intercepts, X[rows], Y[rows], activation, output)
+        total += value * len(rows)
+        for W, b, dW, db in zip(coefs, intercepts, gW, gb):
+            W -= learning_rate * dW
+            b -= learning_rate * db
+    return total / n
+
+
+def one_hot(y, n_classes):
+    """Integer class indices of shape (n,) as a (n, n_classes) indicator matrix."""
+    Y = np.zeros((len(y), n_classes))
+    Y[np.arange(len(y)), np.asarray(y, dtype=np.intp)] = 1
+    return Y
+
+
+class SeedNetwork:
+    """The seed article's example network (section 4), as plain NumPy.
+
+    ReLU hidden layer, sigmoid output; ``backward`` takes one step along the
+    gradient of the mean binary log loss, whose output delta is ``a2 - y``.
+    Weights are drawn like the article's, from NumPy's global generator.
+    """
+
+    def __init__(self, input_size, hidden_size, output_size):
+        self.W1 = np.random.randn(input_size, hidden_size) * 0.01
+        self.b1 = np.zeros((1, hidden_size))
+        self.W2 = np.random.randn(hidden_size, output_size) * 0.01
+        self.b2 = np.zeros((1, output_size))
+
+    def forward(self, X):
+        self.z1 = X @ self.W1 + self.b1
+        self.a1 = np.maximum(0, self.z1)
+        self.z2 = self.a1 @ self.W2 + self.b2
+        self.a2 = 1 / (1 + np.exp(-self.z2))
+        return self.a2
+
+    def backward(self, X, y, learning_rate):
+        m = X.shape[0]
+        delta2 = self.a2 - y
+        grad_W2 = self.a1.T @ delta2 / m
+        grad_b2 = delta2.sum(axis=0, keepdims=True) / m
+        delta1 = (delta2 @ self.W2.T) * (self.z1 > 0)
+        grad_W1 = X.T @ delta1 / m
+        grad_b1 = delta1.sum(axis=0, keepdims=True) / m
+        self.W1 -= learning_rate * grad_W1
+        self.b1 -= learning_rate * grad_b1
+        self.W2 -= learning_rate * grad_W2
+        self.b2 -= learning_rate * grad_b2
+
+    def train(self, X, y, learning_rate, epochs):
+        y = y.reshape(-1, 1)
+        for _ in range(epochs):
+            self.forward(X)
+            self.backward(X, y, learning_rate)
+
+    def predict(self, X):
+        return (self.forward(X) > 0.5).astype(int)
