@@ -16,7 +16,8 @@ JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 FORWARD_CHUNK = 1024
 
 #: A layer goes through BLAS when ``n_in * n_out * batch`` is at least this many
-#: multiply-adds; below it the fused Numba loops win (benchmarks/bench_gemm.py).
+#: multiply-adds; below it the fused Numba loops run.  A first estimate, not yet
+#: measured shape by shape: the performance work replaces it with a benchmarked rule.
 BLAS_MIN_WORK = 65536
 
 

@@ -28,11 +28,12 @@ def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code):
         for j in range(n_out):
             bias_activation(Z[j * nb:(j + 1) * nb], params[b0 + j], code)
         return
-    zero = Z.dtype.type(0)
     for j in range(n_out):
         z = Z[j * nb:(j + 1) * nb]
-        z[:] = zero
-        for i in range(n_in):
+        w = W[j]
+        for b in range(nb):
+            z[b] = w * A[b]
+        for i in range(1, n_in):
             w = W[i * n_out + j]
             a = A[i * nb:(i + 1) * nb]
             for b in range(nb):

@@ -1,0 +1,25 @@
+"""The demo, end to end, as a user runs it."""
+import subprocess
+import sys
+
+import pytest
+
+from fastbp import demo
+
+
+def test_demo_accuracies():
+    X_train, X_test, y_train, y_test = demo.moons_split()
+    seed_row = demo.run_seed_example(X_train, y_train, X_test, y_test)
+    assert 0.84 <= seed_row["test"] <= 0.90  # the article's about 0.87
+    assert seed_row["test"] == seed_row["ref_test"]
+    net_row = demo.run_network_example(X_train, y_train, X_test, y_test)
+    assert net_row["test"] >= 0.99
+
+
+@pytest.mark.slow
+def test_python_m_fastbp_runs():
+    done = subprocess.run([sys.executable, "-m", "fastbp"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "NeuralNetwork(2, 10, 1)" in done.stdout
+    assert done.stdout.count("test accuracy") == 4

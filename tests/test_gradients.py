@@ -1,0 +1,102 @@
+"""Gradients of the kernels against central finite differences and against the NumPy reference."""
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import reference
+
+from conftest import ACTIVATIONS, OUTPUTS, make_data, targets_2d
+
+SHAPES = {
+    "one hidden": [3, 5, 2],
+    "two hidden": [4, 6, 5, 3],
+    "four hidden": [3, 4, 5, 4, 3, 2],
+}
+
+
+def finite_difference_gradient(net, X, y, eps=1e-6):
+    theta = net.get_params_vector()
+    grad = np.empty_like(theta)
+
+    def loss_at(k, step):
+        shifted = theta.copy()
+        shifted[k] += step
+        net.set_params_vector(shifted)
+        return net.loss_and_gradients(X, y)[0]
+
+    for k in range(theta.size):
+        grad[k] = (loss_at(k, eps) - loss_at(k, -eps)) / (2 * eps)
+    net.set_params_vector(theta)
+    return grad
+
+
+def flat(coef_grads, intercept_grads):
+    return np.concatenate([np.concatenate([W.ravel(), b]) for W, b in zip(coef_grads, intercept_grads)])
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.parametrize("output", OUTPUTS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_gradient_matches_finite_differences(activation, output, shape):
+    net = fastbp.Network(shape, activation=activation, output=output, dtype=np.float64,
+                         random_state=3)
+    X, y = make_data(7, shape[0], shape[-1], output, seed=1)
+    loss, gW, gb = net.loss_and_gradients(X, y)
+    analytic = flat(gW, gb)
+    numeric = finite_difference_gradient(net, X, y)
+    rel = np.linalg.norm(analytic - numeric) / (np.linalg.norm(analytic) + np.linalg.norm(numeric))
+    assert rel < 1e-6, rel
+    assert np.isfinite(loss) and loss > 0
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_loss_and_gradients_match_reference(activation, output):
+    shape = [5, 8, 6, 3]
+    net = fastbp.Network(shape, activation=activation, output=output, dtype=np.float64,
+                         random_state=0)
+    X, y = make_data(23, shape[0], shape[-1], output, seed=2)
+    loss, gW, gb = net.loss_and_gradients(X, y)
+    ref_loss, ref_gW, ref_gb = reference.loss_and_gradients(
+        net.coefs_, net.intercepts_, X, targets_2d(y, 3, output), activation, output)
+    assert loss == pytest.approx(ref_loss, rel=1e-12, abs=1e-14)
+    np.testing.assert_allclose(flat(gW, gb), flat(ref_gW, ref_gb), rtol=1e-10, atol=1e-13)
+
+
+def test_reference_gradient_matches_finite_differences():
+    # The oracle is checked too, so the two cannot agree on a shared mistake.
+    shape = [3, 4, 2]
+    for activation in ACTIVATIONS:
+        for output in OUTPUTS:
+            rng = np.random.RandomState(0)
+            coefs = [rng.standard_normal((a, b)) for a, b in zip(shape[:-1], shape[1:])]
+            intercepts = [rng.standard_normal(b) for b in shape[1:]]
+            X, y = make_data(6, 3, 2, output, seed=4)
+            Y = targets_2d(y, 2, output)
+            _, gW, gb = reference.loss_and_gradients(coefs, intercepts, X, Y, activation, output)
+            eps = 1e-6
+            for params, grads in ((coefs, gW), (intercepts, gb)):
+                for P, G in zip(params, grads):
+                    for idx in np.ndindex(P.shape):
+                        old = P[idx]
+                        P[idx] = old + eps
+                        up = reference.loss_and_gradients(coefs, intercepts, X, Y, activation, output)[0]
+                        P[idx] = old - eps
+                        down = reference.loss_and_gradients(coefs, intercepts, X, Y, activation, output)[0]
+                        P[idx] = old
+                        assert G[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8)
+
+
+def test_large_inputs_give_finite_losses():
+    # Logits far beyond exp's range: the log losses are computed from logits without overflow.
+    for output in ("sigmoid", "softmax"):
+        net = fastbp.Network([2, 3], activation="relu", output=output, dtype=np.float64,
+                             random_state=0)
+        net.coefs_[0][...] = 1000.0
+        X = np.array([[1.0, 2.0], [-3.0, -1.0]])
+        y = np.array([0, 1]) if output == "softmax" else np.array([[0, 1, 0], [1, 1, 0]])
+        loss, gW, gb = net.loss_and_gradients(X, y)
+        ref = reference.loss_and_gradients(net.coefs_, net.intercepts_, X,
+                                           targets_2d(y, 3, output), "relu", output)
+        assert np.isfinite(loss) and loss == pytest.approx(ref[0], rel=1e-12)
+        assert all(np.isfinite(g).all() for g in gW + gb)

@@ -1,0 +1,195 @@
+"""Network's training against the NumPy reference, on each kernel path and dtype."""
+import pickle
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import _config, reference
+from fastbp._kernels.dense import use_blas
+
+from conftest import ACTIVATIONS, OUTPUTS, make_data, targets_2d
+
+
+def reference_fit(net, X, Y, epochs, batch_size, learning_rate, orders):
+    coefs = [W.astype(np.float64) for W in net.coefs_]
+    intercepts = [b.astype(np.float64) for b in net.intercepts_]
+    losses = [reference.sgd_epoch(coefs, intercepts, X, Y, net.activation, net.output,
+                                  learning_rate, batch_size, order) for order in orders]
+    return coefs, intercepts, losses
+
+
+def glorot_draws_then_permutations(net, seed, n, epochs):
+    """The permutations Network draws: its generator after scikit-learn's init draws."""
+    rng = np.random.RandomState(seed)
+    for W, b in zip(net.coefs_, net.intercepts_):
+        rng.uniform(size=W.shape)
+        rng.uniform(size=b.shape)
+    return [rng.permutation(n) for _ in range(epochs)]
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_sgd_matches_reference_float64(activation, output):
+    shape = [4, 9, 7, 3]
+    X, y = make_data(50, 4, 3, output, seed=5)
+    net = fastbp.Network(shape, activation=activation, output=output, dtype=np.float64,
+                         random_state=7)
+    orders = glorot_draws_then_permutations(net, 7, 50, 4)
+    coefs, intercepts, losses = reference_fit(net, X, targets_2d(y, 3, output), 4, 8, 0.05, orders)
+    net.fit(X, y, epochs=4, batch_size=8, learning_rate=0.05)
+    for W, W_ref in zip(net.coefs_ + net.intercepts_, coefs + intercepts):
+        np.testing.assert_allclose(W, W_ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(net.loss_curve_, losses, rtol=1e-10)
+
+
+# Shapes on each side of the BLAS threshold: loop kernels only, BLAS only, and a mix.
+PATHS = {
+    "loops": ([5, 12, 8, 3], 16, lambda n_blas, n_layers: n_blas == 0),
+    "blas": ([64, 48, 40, 32], 64, lambda n_blas, n_layers: n_blas == n_layers),
+    "mixed": ([80, 60, 4, 2], 32, lambda n_blas, n_layers: 0 < n_blas < n_layers),
+}
+
+
+@pytest.mark.parametrize("path", PATHS.values(), ids=PATHS.keys())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_paths_match_reference(path, dtype):
+    shape, batch, covers = path
+    n_blas = sum(use_blas(a, b, batch) for a, b in zip(shape[:-1], shape[1:]))
+    assert covers(n_blas, len(shape) - 1), "the shape no longer exercises the intended path"
+    X, y = make_data(3 * batch + 5, shape[0], shape[-1], "softmax", seed=1)
+    net = fastbp.Network(shape, activation="relu", output="softmax", dtype=dtype, random_state=2)
+    Xr = X.astype(dtype).astype(np.float64)
+    orders = [np.arange(len(X))] * 2
+    coefs, intercepts, losses = reference_fit(net, Xr, targets_2d(y, shape[-1], "softmax"), 2,
+                                              batch, 0.1, orders)
+    net.fit(X, y, epochs=2, batch_size=batch, learning_rate=0.1, shuffle=False)
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    for W, W_ref in zip(net.coefs_ + net.intercepts_, coefs + intercepts):
+        assert W.dtype == dtype
+        np.testing.assert_allclose(W, W_ref, rtol=0, atol=tol)
+    np.testing.assert_allclose(net.forward(X), reference.predict(coefs, intercepts, Xr, "relu", "softmax"),
+                               atol=tol)
+
+
+def test_float32_stays_float32():
+    X, y = make_data(40, 3, 2, "identity", dtype=np.float64)
+    net = fastbp.Network([3, 5, 2], random_state=0)
+    assert net.dtype == np.float32
+    net.fit(X, y, epochs=2)
+    assert all(a.dtype == np.float32 for a in net.coefs_ + net.intercepts_)
+    assert net.forward(X).dtype == np.float32
+    _, gW, gb = net.loss_and_gradients(X, y)
+    assert all(g.dtype == np.float32 for g in gW + gb)
+
+
+def test_parameters_are_views_of_one_vector():
+    net = fastbp.Network([3, 4, 2], dtype=np.float64, random_state=0)
+    base = net._params
+    assert all(np.shares_memory(a, base) for a in net.coefs_ + net.intercepts_)
+    X = np.ones((2, 3))
+    before = net.forward(X)
+    net.intercepts_[-1][:] += 1.0
+    np.testing.assert_allclose(net.forward(X), before + 1.0)
+
+
+def test_same_random_state_gives_identical_weights():
+    X, y = make_data(60, 3, 1, "sigmoid")
+    a = fastbp.Network([3, 6, 1], output="sigmoid", random_state=11).fit(X, y, epochs=5)
+    b = fastbp.Network([3, 6, 1], output="sigmoid", random_state=11).fit(X, y, epochs=5)
+    c = fastbp.Network([3, 6, 1], output="sigmoid", random_state=12).fit(X, y, epochs=5)
+    assert np.array_equal(a.get_params_vector(), b.get_params_vector())
+    assert not np.array_equal(a.get_params_vector(), c.get_params_vector())
+
+
+def test_initialisation_follows_scikit_learn_glorot():
+    for activation, factor in (("relu", 6.0), ("logistic", 2.0)):
+        net = fastbp.Network([30, 20, 4], activation=activation, dtype=np.float64, random_state=0)
+        rng = np.random.RandomState(0)
+        for W, b in zip(net.coefs_, net.intercepts_):
+            bound = np.sqrt(factor / sum(W.shape))
+            np.testing.assert_array_equal(W, rng.uniform(-bound, bound, W.shape))
+            np.testing.assert_array_equal(b, rng.uniform(-bound, bound, b.shape))
+
+
+def test_softmax_accepts_indices_or_one_hot():
+    X, y = make_data(30, 3, 4, "softmax")
+    a = fastbp.Network([3, 5, 4], output="softmax", dtype=np.float64, random_state=0)
+    b = fastbp.Network([3, 5, 4], output="softmax", dtype=np.float64, random_state=0)
+    a.fit(X, y, epochs=3)
+    b.fit(X, reference.one_hot(y, 4), epochs=3)
+    np.testing.assert_array_equal(a.get_params_vector(), b.get_params_vector())
+
+
+def test_predict_shapes_and_values():
+    X, y = make_data(20, 3, 4, "softmax")
+    soft = fastbp.Network([3, 5, 4], output="softmax", random_state=0)
+    proba = soft.predict_proba(X)
+    assert proba.shape == (20, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(soft.predict(X), proba.argmax(axis=1))
+
+    binary = fastbp.Network([3, 5, 1], output="sigmoid", random_state=0)
+    p = binary.predict_proba(X)
+    assert p.shape == (20, 2)
+    np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(binary.predict(X), (p[:, 1] > 0.5).astype(int))
+    assert binary.predict(X).shape == (20,)
+
+    multilabel = fastbp.Network([3, 5, 3], output="sigmoid", random_state=0)
+    assert multilabel.predict(X).shape == (20, 3)
+    assert multilabel.predict_proba(X).shape == (20, 3)
+
+    regressor = fastbp.Network([3, 5, 2], random_state=0)
+    assert regressor.predict(X).shape == (20, 2)
+    with pytest.raises(ValueError, match="predict_proba"):
+        regressor.predict_proba(X)
+
+
+def test_predictions_do_not_depend_on_chunking(monkeypatch):
+    X, _ = make_data(50, 6, 3, "softmax")
+    net = fastbp.Network([6, 80, 3], output="softmax", dtype=np.float64, random_state=0)
+    whole = net.forward(X)
+    monkeypatch.setattr(_config, "FORWARD_CHUNK", 7)
+    np.testing.assert_allclose(net.forward(X), whole, rtol=1e-12)
+    np.testing.assert_allclose(net.forward(X[10:13]), whole[10:13], rtol=1e-12)
+
+
+def test_gradient_does_not_depend_on_chunking(monkeypatch):
+    X, y = make_data(50, 4, 2, "identity")
+    net = fastbp.Network([4, 6, 2], dtype=np.float64, random_state=0)
+    loss, gW, _ = net.loss_and_gradients(X, y)
+    monkeypatch.setattr(_config, "FORWARD_CHUNK", 8)
+    loss2, gW2, _ = net.loss_and_gradients(X, y)
+    assert loss2 == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(gW2[0], gW[0], rtol=1e-10)
+
+
+def test_pickle_round_trip_keeps_views():
+    X, y = make_data(20, 3, 1, "sigmoid")
+    net = fastbp.Network([3, 4, 1], output="sigmoid", random_state=0).fit(X, y, epochs=2)
+    clone = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(clone.forward(X), net.forward(X))
+    assert all(np.shares_memory(a, clone._params) for a in clone.coefs_ + clone.intercepts_)
+    clone.fit(X, y, epochs=1)
+    assert not np.array_equal(clone.get_params_vector(), net.get_params_vector())
+
+
+def test_divergence_raises_and_restores_finite_weights():
+    X, y = make_data(64, 3, 1, "identity")
+    X *= 100
+    net = fastbp.Network([3, 16, 16, 1], dtype=np.float64, random_state=0)
+    with pytest.raises(fastbp.DivergenceError, match="learning rate"):
+        net.fit(X, y, epochs=50, learning_rate=10.0)
+    assert np.isfinite(net.get_params_vector()).all()
+    assert np.isfinite(net.forward(X)).all()
+
+
+def test_training_reduces_loss():
+    X, y = make_data(200, 4, 3, "softmax")
+    net = fastbp.Network([4, 16, 3], output="softmax", random_state=0)
+    before = net.loss_and_gradients(X, y)[0]
+    net.fit(X, y, epochs=30, learning_rate=0.1)
+    assert net.loss_and_gradients(X, y)[0] < before
+    assert len(net.loss_curve_) == 30
+    assert net.loss_curve_[-1] < net.loss_curve_[0]
