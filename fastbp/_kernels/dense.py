@@ -19,6 +19,22 @@ def use_blas(n_in, n_out, nb):
 
 
 @njit
+def combine_rows(out, W, first, stride, count, rows, nb):
+    """``out = sum_k W[first + k * stride] * rows[k]`` over the ``count`` rows of a flat ``(count, nb)`` block.
+
+    One output row of the forward pass (a column of W) or of the backward pass (a row of W).
+    """
+    w = W[first]
+    for b in range(nb):
+        out[b] = w * rows[b]
+    for k in range(1, count):
+        w = W[first + k * stride]
+        r = rows[k * nb:(k + 1) * nb]
+        for b in range(nb):
+            out[b] += w * r[b]
+
+
+@njit
 def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code):
     """``Z = act(W.T @ A + b)`` for the flat blocks ``A`` ``(n_in, nb)`` and ``Z`` ``(n_out, nb)``."""
     W = params[w0:w0 + n_in * n_out]
@@ -30,14 +46,7 @@ def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code):
         return
     for j in range(n_out):
         z = Z[j * nb:(j + 1) * nb]
-        w = W[j]
-        for b in range(nb):
-            z[b] = w * A[b]
-        for i in range(1, n_in):
-            w = W[i * n_out + j]
-            a = A[i * nb:(i + 1) * nb]
-            for b in range(nb):
-                z[b] += w * a[b]
+        combine_rows(z, W, j, n_out, n_in, A, nb)
         bias_activation(z, params[b0 + j], code)
 
 
@@ -79,13 +88,6 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
     if propagate:
         t = tmp[:nb]
         for i in range(n_in):
-            w = W[i * n_out]
-            for b in range(nb):
-                t[b] = w * D[b]
-            for j in range(1, n_out):
-                w = W[i * n_out + j]
-                d = D[j * nb:(j + 1) * nb]
-                for b in range(nb):
-                    t[b] += w * d[b]
+            combine_rows(t, W, i * n_out, 1, n_out, D, nb)
             a = A[i * nb:(i + 1) * nb]
             backprop_row(a, t, a, code_in)

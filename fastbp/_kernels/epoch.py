@@ -39,13 +39,17 @@ def forward_batch(params, layers, abuf, nb):
 
 
 @njit
-def batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad, scale, want_loss):
+def batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad, scale, want_loss,
+                   gathered=False):
     """Forward and backward over one batch; ``grad`` receives ``scale`` times the summed gradient.
 
-    Returns the summed per-sample loss of the batch (0 unless ``want_loss``).
+    Returns the summed per-sample loss of the batch (0 unless ``want_loss``).  With
+    ``gathered``, the batch's inputs are already in place at the start of ``abuf``
+    (the backward pass never writes there).
     """
     n_layers = layers.shape[0]
-    gather(X, order, start, nb, abuf)
+    if not gathered:
+        gather(X, order, start, nb, abuf)
     off = forward_batch(params, layers, abuf, nb)
     n_out = layers[n_layers - 1, 1]
     loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, order,
@@ -70,13 +74,15 @@ def run_epochs(params, X, Y, orders, layers, batch_size, learning_rate, abuf, tm
     update), or 0 when ``want_loss`` is false.
     """
     n = X.shape[0]
+    # Full batches in a fixed order see the same inputs every epoch: gather them once.
+    same_batch = batch_size >= n and orders.shape[0] == 1
     for e in range(losses.shape[0]):
         order = orders[e % orders.shape[0]]
         total = 0.0
         for start in range(0, n, batch_size):
             nb = min(batch_size, n - start)
             total += batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad,
-                                    1.0 / nb, want_loss)
+                                    1.0 / nb, want_loss, same_batch and e > 0)
             sgd_step(params, grad, learning_rate)
         losses[e] = total / n
 

@@ -25,6 +25,18 @@ def sigmoid(z, one):
 
 
 @njit
+def log_sum_exp(Z, b, nb, n_out):
+    """``log(sum_k exp(Z[k, b]))`` of column ``b`` of a flat ``(n_out, nb)`` block, as float64."""
+    m = Z[b]
+    for k in range(1, n_out):
+        m = max(m, Z[k * nb + b])
+    acc = 0.0
+    for k in range(n_out):
+        acc += np.exp(np.float64(Z[k * nb + b] - m))
+    return np.float64(m) + np.log(acc)
+
+
+@njit
 def loss_and_delta(code, Z, Y, order, start, nb, n_out, scale, want_loss):
     """Loss of the logits ``Z`` (flat ``(n_out, nb)``) against rows ``order[start:start+nb]`` of ``Y``.
 
@@ -60,13 +72,7 @@ def loss_and_delta(code, Z, Y, order, start, nb, n_out, scale, want_loss):
     # softmax: per sample, log-sum-exp over the outputs
     for b in range(nb):
         r = order[start + b]
-        m = Z[b]
-        for k in range(1, n_out):
-            m = max(m, Z[k * nb + b])
-        acc = 0.0
-        for k in range(n_out):
-            acc += np.exp(np.float64(Z[k * nb + b] - m))
-        lse = np.float64(m) + np.log(acc)
+        lse = log_sum_exp(Z, b, nb, n_out)
         for k in range(n_out):
             y = Y[r, k]
             z = Z[k * nb + b]
@@ -84,12 +90,6 @@ def output_activation(code, Z, nb, n_out):
             Z[i] = sigmoid(Z[i], one)
     elif code == OUT_SOFTMAX:
         for b in range(nb):
-            m = Z[b]
-            for k in range(1, n_out):
-                m = max(m, Z[k * nb + b])
-            acc = 0.0
-            for k in range(n_out):
-                acc += np.exp(np.float64(Z[k * nb + b] - m))
-            lse = np.float64(m) + np.log(acc)
+            lse = log_sum_exp(Z, b, nb, n_out)
             for k in range(n_out):
                 Z[k * nb + b] = np.exp(np.float64(Z[k * nb + b]) - lse)
