@@ -26,13 +26,38 @@ def check_positive_float(name, value):
     """A finite real number greater than zero."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    if not np.isfinite(value) or value <= 0:
+    # float() first: np.isfinite cannot take every numbers.Real (a Fraction, for one).
+    if not np.isfinite(float(value)) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 
+def check_bool(name, value):
+    """A Python or numpy bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_random_state(seed):
+    """A ``RandomState`` from None (NumPy's global one), an int seed, or a RandomState itself.
+
+    The same contract as scikit-learn's helper, without importing scikit-learn
+    (which would cost a second of every cold start).
+    """
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise TypeError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")
+
+
 def check_float_dtype(dtype):
     """The training dtype: float32 or float64."""
+    if dtype is None:
+        raise TypeError("dtype must be float32 or float64, got None")
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -67,10 +92,30 @@ def _as_numeric(name, a):
     raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
 
 
-def _check_finite(name, arr):
+def _check_finite(name, arr, source=None):
+    """``arr`` must be finite; ``source`` is what it was converted from, if anything.
+
+    A finite ``source`` that overflowed in the conversion (1e39 into float32) is
+    reported as such, not as NaN or infinity in the input.
+    """
     # The sum is finite exactly when every element is, unless it overflows; only then look closer.
-    if arr.dtype.kind == "f" and not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+    if arr.dtype.kind != "f":
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(arr.sum()) or np.isfinite(arr).all():
+            return
+    if source is not None and source.dtype.kind == "f" and np.isfinite(source).all():
+        raise ValueError(
+            f"{name} has values too large for {arr.dtype} (largest magnitude "
+            f"{np.abs(source).max():.3g}, {arr.dtype} holds up to {np.finfo(arr.dtype).max:.3g}); "
+            f"scale them or use dtype=np.float64")
+    raise ValueError(f"{name} contains NaN or infinity")
+
+
+def _convert(arr, dtype):
+    """``arr`` in C order as ``dtype``; overflow is left to ``_check_finite`` to report."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def check_X(X, dtype, n_features=None, name="X"):
@@ -87,9 +132,9 @@ def check_X(X, dtype, n_features=None, name="X"):
         raise ValueError(f"{name} has 0 features; at least 1 is required")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name} has {arr.shape[1]} features, but the network expects {n_features}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(name, arr)
-    return arr
+    out = _convert(arr, dtype)
+    _check_finite(name, out, source=arr)
+    return out
 
 
 def check_targets(y, n_samples, n_out, output, dtype, name="y"):
@@ -124,4 +169,6 @@ def check_targets(y, n_samples, n_out, output, dtype, name="y"):
                          f"got values from {arr.min()} to {arr.max()}")
     if output == "softmax" and not np.allclose(arr.sum(axis=1), 1, atol=1e-4):
         raise ValueError(f"{name}: each row of a softmax target must sum to 1 (one-hot or probabilities)")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    out = _convert(arr, dtype)
+    _check_finite(name, out, source=arr)
+    return out

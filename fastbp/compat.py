@@ -32,6 +32,9 @@ class NeuralNetwork:
     """
 
     def __init__(self, input_size, hidden_size, output_size):
+        input_size = check_int("input_size", input_size)
+        hidden_size = check_int("hidden_size", hidden_size)
+        output_size = check_int("output_size", output_size)
         self.net = Network([input_size, hidden_size, output_size], activation="relu",
                            output="sigmoid", dtype=np.float64, random_state=0)
         self.net._params[:] = 0.0

@@ -1,12 +1,11 @@
 """Network: a dense feed-forward network trained by backpropagation with fused Numba kernels."""
 import numpy as np
-from sklearn.utils import check_random_state
 
 from . import _config
 from ._kernels.epoch import data_gradient, predict_rows, run_epochs
 from ._spec import ACTIVATIONS, OUTPUTS, buffer_sizes, layer_table, weight_views
-from ._validation import (check_X, check_choice, check_float_dtype, check_int, check_layers,
-                          check_positive_float, check_targets)
+from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
+                          check_layers, check_positive_float, check_random_state, check_targets)
 
 OPTIMIZERS = ("sgd",)
 
@@ -139,6 +138,7 @@ class Network:
         batch_size = check_int("batch_size", batch_size)
         learning_rate = check_positive_float("learning_rate", learning_rate)
         check_choice("optimizer", optimizer, OPTIMIZERS)
+        shuffle = check_bool("shuffle", shuffle)
         X, Y = self._check_data(X, y)
         n = X.shape[0]
         batch = min(batch_size, n)

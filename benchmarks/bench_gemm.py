@@ -1,0 +1,70 @@
+"""Where BLAS beats fastbp's fused loops: time one dense forward layer both ways, by shape.
+
+    python benchmarks/bench_gemm.py
+
+Prints, for each (n_in, n_out, batch), the median time of the loop kernel and of
+the BLAS call (plus its epilogue), and the work n_in * n_out * batch that
+``fastbp._config.BLAS_MIN_WORK`` compares against.
+"""
+import time
+
+import numba
+import numpy as np
+
+from fastbp._kernels.activations import RELU, bias_activation
+from fastbp._kernels.dense import combine_rows
+
+
+@numba.njit(cache=False)
+def loops(W, bias, A, Z, n_in, n_out, nb):
+    for j in range(n_out):
+        z = Z[j * nb:(j + 1) * nb]
+        combine_rows(z, W, j, n_out, n_in, A, nb)
+        bias_activation(z, bias[j], RELU)
+
+
+@numba.njit(cache=False)
+def blas(W, bias, A, Z, n_in, n_out, nb):
+    np.dot(W.reshape((n_in, n_out)).T, A.reshape((n_in, nb)), Z.reshape((n_out, nb)))
+    for j in range(n_out):
+        bias_activation(Z[j * nb:(j + 1) * nb], bias[j], RELU)
+
+
+def median_time(fn, args, repeats=7):
+    fn(*args)
+    reps = max(1, int(2e-3 / max(_once(fn, args), 1e-7)))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn(*args)
+        times.append((time.perf_counter() - t0) / reps)
+    return float(np.median(times))
+
+
+def _once(fn, args):
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def main():
+    rng = np.random.default_rng(0)
+    print(f"{'n_in':>5} {'n_out':>5} {'batch':>5} {'work':>9} {'loops us':>9} {'blas us':>9}  faster")
+    for dtype in (np.float32, np.float64):
+        print(dtype.__name__)
+        for n_in, n_out, nb in [(2, 10, 800), (10, 1, 800), (16, 16, 32), (64, 128, 32),
+                                (128, 64, 32), (64, 10, 32), (32, 32, 128), (784, 256, 128),
+                                (256, 128, 128), (128, 10, 128), (64, 64, 64)]:
+            W = rng.standard_normal(n_in * n_out).astype(dtype)
+            bias = rng.standard_normal(n_out).astype(dtype)
+            A = rng.standard_normal(n_in * nb).astype(dtype)
+            Z = np.empty(n_out * nb, dtype)
+            args = (W, bias, A, Z, n_in, n_out, nb)
+            t_loop, t_blas = median_time(loops, args), median_time(blas, args)
+            print(f"{n_in:5d} {n_out:5d} {nb:5d} {n_in * n_out * nb:9d} {t_loop * 1e6:9.1f} "
+                  f"{t_blas * 1e6:9.1f}  {'loops' if t_loop < t_blas else 'blas'}")
+
+
+if __name__ == "__main__":
+    main()
