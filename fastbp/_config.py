@@ -4,6 +4,11 @@
 that reductions and multiply-adds vectorize.  It deliberately leaves out
 ``nnan`` and ``ninf``: kernels must keep their guards against overflow and
 propagate NaN so that divergence can be detected above them.
+
+Numba's cache (``cache=True``) keys each kernel on its own source file only: an
+edit to a kernel it calls in another file, or to a constant here, is not seen.
+After such an edit, delete the cached files (``*.nbi``, ``*.nbc``) under
+``fastbp/_kernels/__pycache__``.
 """
 import numba
 
@@ -15,11 +20,15 @@ JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 #: Rows per chunk in prediction and full-data gradients, to bound buffer memory.
 FORWARD_CHUNK = 1024
 
-#: A layer goes through BLAS when ``n_in * n_out * batch`` is at least this many
-#: multiply-adds; below it the fused Numba loops run.  A first estimate, not yet
-#: measured shape by shape: the performance work replaces it with a benchmarked rule.
-BLAS_MIN_WORK = 65536
-
+#: A layer goes through BLAS when both its widths are at least ``BLAS_MIN_WIDTH`` and
+#: ``n_in * n_out * batch`` is at least ``BLAS_MIN_WORK`` multiply-adds; otherwise the
+#: fused Numba loops run.  Measured with ``benchmarks/bench_gemm.py`` (2 cores, AVX2):
+#: the loops win only on very narrow layers (2 -> 10 at batch 800: 2.8 us against
+#: 5.3 us for BLAS, float32); from about 8k multiply-adds on layers at least 8 wide,
+#: BLAS is as fast or faster (64 -> 10 at batch 32: 4.4 us against 5.4 us; 64 -> 128:
+#: 16 us against 55 us).  A register-blocked loop kernel may move this line.
+BLAS_MIN_WIDTH = 8
+BLAS_MIN_WORK = 8192
 
 def njit(func):
     """Compile ``func`` with fastbp's options."""

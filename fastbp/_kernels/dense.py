@@ -8,14 +8,14 @@ ones call BLAS through ``np.dot(a, b, out)`` and apply the epilogue after.
 """
 import numpy as np
 
-from .._config import BLAS_MIN_WORK, njit
+from .._config import BLAS_MIN_WIDTH, BLAS_MIN_WORK, njit
 from .activations import backprop_row, bias_activation
 
 
 @njit
 def use_blas(n_in, n_out, nb):
     """Whether a layer of this shape goes through BLAS (threshold measured, see _config)."""
-    return n_in * n_out * nb >= BLAS_MIN_WORK
+    return min(n_in, n_out) >= BLAS_MIN_WIDTH and n_in * n_out * nb >= BLAS_MIN_WORK
 
 
 @njit
