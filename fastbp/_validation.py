@@ -13,23 +13,36 @@ def check_choice(name, value, options):
     return value
 
 
-def check_int(name, value, low=1):
-    """A Python or numpy integer (not a bool) of at least ``low``."""
+def check_int(name, value, low=1, high=None):
+    """A Python or numpy integer (not a bool) of at least ``low`` (and at most ``high``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
     return int(value)
 
 
-def check_positive_float(name, value):
-    """A finite real number greater than zero."""
+def check_positive_float(name, value, allow_zero=False):
+    """A finite real number greater than zero (or equal to it, with ``allow_zero``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     # float() first: np.isfinite cannot take every numbers.Real (a Fraction, for one).
-    if not np.isfinite(float(value)) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if not np.isfinite(float(value)) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, "
+                         f"got {value!r}")
     return float(value)
+
+
+def check_nonnegative_float(name, value):
+    """A finite real number of at least zero."""
+    return check_positive_float(name, value, allow_zero=True)
+
+
+def check_optional_positive_float(name, value):
+    """None, or a finite real number greater than zero."""
+    return None if value is None else check_positive_float(name, value)
 
 
 def check_bool(name, value):

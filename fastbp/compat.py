@@ -9,7 +9,9 @@ in float64.
 import numpy as np
 
 from ._validation import check_int, check_positive_float
+from ._kernels.optimizers import H_LR
 from .network import Network, _Trainer
+from .optim import SGD
 
 
 class NeuralNetwork:
@@ -38,6 +40,10 @@ class NeuralNetwork:
         self.net = Network([input_size, hidden_size, output_size], activation="relu",
                            output="sigmoid", dtype=np.float64, random_state=0)
         self.net._params[:] = 0.0
+        # Plain gradient steps: the SGD rule, no optimizer state.
+        self.net._optimizer = SGD()
+        self.net._hyper = self.net._optimizer.hyper(0.0)
+        self.net._opt_state = np.zeros((2, 0), dtype=np.float64)
         self.W1[...] = np.random.randn(input_size, hidden_size) * 0.01
         self.W2[...] = np.random.randn(hidden_size, output_size) * 0.01
         self._X = None
@@ -96,8 +102,9 @@ class NeuralNetwork:
         X, Y = net._check_data(X, y)
         n = X.shape[0]
         order = np.arange(n, dtype=np.int64).reshape(1, n)
+        net._hyper[H_LR] = learning_rate
         with _Trainer(net, X, Y, n) as trainer:
-            trainer.run(order, learning_rate, epochs, want_loss=False)
+            trainer.run(order, epochs, want_loss=False)
 
     def predict(self, X):
         """0/1 labels of shape (n_samples, output_size), as int."""

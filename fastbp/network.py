@@ -1,13 +1,25 @@
-"""Network: a dense feed-forward network trained by backpropagation with fused Numba kernels."""
+"""Network: a dense feed-forward network trained by backpropagation with fused Numba kernels.
+
+The Python side owns what happens once per epoch (learning-rate schedule, shuffling,
+validation, early stopping, callbacks, progress, Ctrl-C); everything inside an
+epoch is one kernel call (``_kernels.epoch.run_epochs``).
+"""
+import contextlib
+import time
+import warnings
+
 import numpy as np
 
 from . import _config
 from ._kernels.epoch import data_gradient, predict_rows, run_epochs
+from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
 from ._spec import ACTIVATIONS, OUTPUTS, buffer_sizes, layer_table, weight_views
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
-                          check_layers, check_positive_float, check_random_state, check_targets)
+                          check_layers, check_nonnegative_float, check_optional_positive_float,
+                          check_positive_float, check_random_state, check_targets)
+from .optim import LBFGS, Adaptive, get_optimizer, get_schedule
 
-OPTIMIZERS = ("sgd",)
+INITS = ("glorot", "he", "normal")
 
 
 class DivergenceError(ValueError):
@@ -29,8 +41,14 @@ class Network:
     dtype : float32 or float64, default=np.float32
         Dtype of the parameters and of the training arithmetic.
     random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights (scikit-learn's Glorot-uniform scheme) and the
-        shuffling of every epoch.
+        Seeds the initial weights, the validation split and the shuffling of every epoch.
+    init : {'glorot', 'he', 'normal'}, default='glorot'
+        ``glorot``: scikit-learn's scheme, weights and biases uniform in
+        ``+-sqrt(f / (fan_in + fan_out))`` with ``f = 2`` for logistic hidden units, else 6.
+        ``he``: weights normal with standard deviation ``sqrt(2 / fan_in)``, zero biases.
+        ``normal``: weights normal with standard deviation ``init_scale``, zero biases.
+    init_scale : float, default=0.01
+        Standard deviation of the ``normal`` initialisation (the seed article's 0.01).
 
     Attributes
     ----------
@@ -39,39 +57,69 @@ class Network:
     intercepts_ : list of ndarray of shape (n_out,)
         Bias vectors, views into the same vector.
     loss_curve_ : list of float
-        Mean training loss of each epoch of the last ``fit``.
+        Mean training loss (with the L2 term) of each epoch.
+    validation_scores_ : list of float
+        Score on the validation data after each epoch, when there are validation data.
+    best_loss_, best_validation_score_ : float or None
+    n_iter_ : int
+        Epochs trained (across ``warm_start`` fits).
+    t_ : int
+        Training samples seen (across ``warm_start`` fits).
     """
 
     def __init__(self, layers, activation="relu", output="identity", dtype=np.float32,
-                 random_state=None):
+                 random_state=None, init="glorot", init_scale=0.01):
         self.layers = check_layers(layers)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.output = check_choice("output", output, OUTPUTS)
         if output == "softmax" and self.layers[-1] < 2:
             raise ValueError(f"output='softmax' needs at least 2 output units, got layers={list(layers)}")
         self.dtype = check_float_dtype(dtype)
+        self.init = check_choice("init", init, INITS)
+        self.init_scale = check_positive_float("init_scale", init_scale)
         self.random_state = random_state
         self._rng = check_random_state(random_state)
         self._table, n_params = layer_table(self.layers, ACTIVATIONS[self.activation],
                                             OUTPUTS[self.output])
         self._params = np.empty(n_params, dtype=self.dtype)
         self._set_views()
-        self._init_glorot()
-        self.loss_curve_ = []
+        self._initialise()
+        self._reset_training()
 
     # -- parameters -----------------------------------------------------------------------------
 
     def _set_views(self):
         self.coefs_, self.intercepts_ = weight_views(self._params, self._table)
 
-    def _init_glorot(self):
-        # scikit-learn's scheme and draw order: per layer, coefs then intercepts, uniform in
-        # +-sqrt(factor / (fan_in + fan_out)), factor 2 for logistic hidden units, else 6.
+    def _initialise(self):
+        rng = self._rng
+        # glorot: scikit-learn's scheme and draw order (per layer, coefs then intercepts).
         factor = 2.0 if self.activation in ("logistic", "sigmoid") else 6.0
         for W, b in zip(self.coefs_, self.intercepts_):
-            bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
-            W[...] = self._rng.uniform(-bound, bound, W.shape)
-            b[...] = self._rng.uniform(-bound, bound, b.shape)
+            fan_in, fan_out = W.shape
+            if self.init == "glorot":
+                bound = np.sqrt(factor / (fan_in + fan_out))
+                W[...] = rng.uniform(-bound, bound, W.shape)
+                b[...] = rng.uniform(-bound, bound, b.shape)
+            else:
+                std = np.sqrt(2.0 / fan_in) if self.init == "he" else self.init_scale
+                W[...] = rng.normal(0.0, std, W.shape)
+                b[...] = 0.0
+
+    def _reset_training(self):
+        """Forget the optimizer state and the history (a fit without ``warm_start``)."""
+        self._optimizer = None
+        self._opt_state = None
+        self._hyper = None
+        self._epoch = 0          # epochs under the current schedule
+        self._lr = None          # current rate of an adaptive schedule
+        self._no_improvement = 0
+        self.loss_curve_ = []
+        self.validation_scores_ = []
+        self.best_loss_ = None
+        self.best_validation_score_ = None
+        self.n_iter_ = 0
+        self.t_ = 0
 
     @property
     def n_features_in_(self):
@@ -106,6 +154,16 @@ class Network:
         return (f"Network(layers={list(self.layers)}, activation={self.activation!r}, "
                 f"output={self.output!r}, dtype={self.dtype.name})")
 
+    def save(self, path):
+        """Write the network (architecture, weights, optimizer state, history) to an ``.npz`` file.
+
+        The file is written next to ``path`` and renamed into place, so a failed save
+        leaves any existing file intact.  Read it back with ``fastbp.load``.
+        """
+        from .io import save
+
+        save(self, path)
+
     # -- training -------------------------------------------------------------------------------
 
     def _check_data(self, X, y):
@@ -114,8 +172,11 @@ class Network:
         return X, Y
 
     def fit(self, X, y, *, epochs=200, batch_size=32, learning_rate=0.01, optimizer="sgd",
-            shuffle=True):
-        """Train from the current weights with minibatch gradient descent.
+            schedule="constant", alpha=0.0, clip_norm=None, clip_value=None, shuffle=True,
+            early_stopping=False, validation_fraction=0.1, validation_data=None,
+            n_iter_no_change=10, tol=None, callbacks=None, verbose=False, warm_start=False,
+            n_threads=None):
+        """Train from the current weights.
 
         Parameters
         ----------
@@ -123,12 +184,46 @@ class Network:
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets; for a softmax output, integer class indices are accepted.
         epochs : int, default=200
+            Epochs to run (fewer if training stops early).
         batch_size : int, default=32
-            Capped at ``n_samples`` (full-batch training).
+            Capped at the number of training samples (full-batch training).
         learning_rate : float, default=0.01
-        optimizer : {'sgd'}, default='sgd'
+            Initial learning rate; the schedule sets the rate of each epoch.
+        optimizer : str or fastbp.optim.Optimizer, default='sgd'
+            'sgd', 'momentum', 'nesterov' (momentum 0.9), 'adam', 'adamw' or 'lbfgs'
+            (full batch through scipy; one epoch is one iteration).
+        schedule : str or fastbp.optim.Schedule, default='constant'
+            'constant', 'invscaling', 'adaptive', 'cosine' or 'step'.
+        alpha : float, default=0.0
+            L2 penalty, scikit-learn's convention: ``0.5 * alpha * sum(W**2) / batch``.
+        clip_norm, clip_value : float or None, default=None
+            Clip each gradient to this global norm, or each of its elements to +-value.
         shuffle : bool, default=True
             Visit the samples in a new random order every epoch.
+        early_stopping : bool, default=False
+            Hold out ``validation_fraction`` of the data (or use ``validation_data``), stop
+            when its score has not improved by ``tol`` for ``n_iter_no_change`` epochs,
+            and restore the weights of the best epoch.
+        validation_fraction : float, default=0.1
+        validation_data : tuple (X_val, y_val), optional
+            Scored after every epoch (accuracy for sigmoid and softmax outputs, R^2 for
+            identity), into ``validation_scores_``.
+        n_iter_no_change : int, default=10
+        tol : float or None, default=None
+            Without early stopping, a non-None ``tol`` stops training when the training
+            loss has not improved by ``tol`` for ``n_iter_no_change`` epochs (scikit-learn's
+            rule); None trains every epoch.  With early stopping, None means 0.
+        callbacks : list of callables, optional
+            Each is called as ``callback(epoch, metrics)`` after every epoch, with the
+            1-based epoch number and a dict (``loss``, ``learning_rate``, and
+            ``validation_score`` when scored); returning True stops training.
+        verbose : bool, default=False
+            Show a progress bar (tqdm) with the loss and validation score.
+        warm_start : bool, default=False
+            Continue the previous fit: its optimizer state, schedule position and history.
+            Without it, the optimizer and history start afresh (the weights are kept).
+        n_threads : int or None, default=None
+            Threads for Numba and for BLAS during this fit, restored afterwards.
 
         Returns
         -------
@@ -136,19 +231,193 @@ class Network:
         """
         epochs = check_int("epochs", epochs)
         batch_size = check_int("batch_size", batch_size)
-        learning_rate = check_positive_float("learning_rate", learning_rate)
-        check_choice("optimizer", optimizer, OPTIMIZERS)
+        lr0 = check_positive_float("learning_rate", learning_rate)
+        opt = get_optimizer(optimizer)
+        sched = get_schedule(schedule)
+        alpha = check_nonnegative_float("alpha", alpha)
+        clip_norm = check_optional_positive_float("clip_norm", clip_norm)
+        clip_value = check_optional_positive_float("clip_value", clip_value)
         shuffle = check_bool("shuffle", shuffle)
+        early_stopping = check_bool("early_stopping", early_stopping)
+        verbose = check_bool("verbose", verbose)
+        warm_start = check_bool("warm_start", warm_start)
+        n_iter_no_change = check_int("n_iter_no_change", n_iter_no_change)
+        if tol is not None:
+            tol = check_nonnegative_float("tol", tol)
+        if isinstance(sched, Adaptive) and tol is None and not early_stopping:
+            raise ValueError("schedule='adaptive' lowers the rate when the loss stops improving "
+                             "by tol; give tol (scikit-learn uses 1e-4) or early_stopping=True")
+        callbacks = _check_callbacks(callbacks)
+        n_threads = _check_threads(n_threads)
+
         X, Y = self._check_data(X, y)
         n = X.shape[0]
-        batch = min(batch_size, n)
-        orders = np.arange(n, dtype=np.int64).reshape(1, n)
-        self.loss_curve_ = []
-        with _Trainer(self, X, Y, batch) as trainer:
-            for _ in range(epochs):
-                if shuffle:
-                    orders[0] = self._rng.permutation(n)
-                self.loss_curve_.append(trainer.run(orders, learning_rate, 1)[0])
+        train_rows = np.arange(n, dtype=np.int64)
+        val = None
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise TypeError("validation_data must be a tuple (X_val, y_val)")
+            Xv = check_X(validation_data[0], self.dtype, self.n_features_in_, name="X_val")
+            val = (Xv, check_targets(validation_data[1], Xv.shape[0], self.n_outputs_,
+                                     self.output, self.dtype, name="y_val"))
+        elif early_stopping:
+            frac = validation_fraction
+            if isinstance(frac, (bool, np.bool_)) or not isinstance(frac, (int, float, np.number)) \
+                    or not 0 < frac < 1:
+                raise ValueError(f"validation_fraction must be in (0, 1), got {frac!r}")
+            n_val = int(np.ceil(n * frac))
+            if n_val >= n:
+                raise ValueError(f"validation_fraction={frac} leaves no training samples out of {n}")
+            perm = self._rng.permutation(n)
+            train_rows = np.sort(perm[n_val:]).astype(np.int64)
+            val = (X[perm[:n_val]], Y[perm[:n_val]])
+        if early_stopping and tol is None:
+            tol = 0.0
+
+        continuing = warm_start and self._hyper is not None and self._optimizer == opt
+        if not continuing:
+            self._reset_training()
+            self._optimizer = opt
+            self._hyper = opt.hyper(lr0)
+            self._opt_state = np.zeros((2, self._params.size), dtype=self.dtype)
+        hyper = self._hyper
+        hyper[H_ALPHA] = alpha
+        hyper[H_CLIP_NORM] = clip_norm or 0.0
+        hyper[H_CLIP_VALUE] = clip_value or 0.0
+
+        with _threads(n_threads):
+            if isinstance(opt, LBFGS):
+                return self._fit_lbfgs(X, Y, train_rows, epochs, alpha, opt, tol, callbacks)
+            self._fit_stochastic(X, Y, train_rows, val, epochs, batch_size, lr0, sched, shuffle,
+                                 early_stopping, n_iter_no_change, tol, callbacks, verbose)
+        return self
+
+    def partial_fit(self, X, y, **kwargs):
+        """One epoch on ``(X, y)``, continuing the optimizer state of earlier fits.
+
+        Takes the keyword arguments of ``fit`` except ``epochs`` and ``warm_start``.
+        """
+        for name in ("epochs", "warm_start"):
+            if name in kwargs:
+                raise TypeError(f"partial_fit() got an unexpected keyword argument {name!r}")
+        return self.fit(X, y, epochs=1, warm_start=True, **kwargs)
+
+    def _fit_stochastic(self, X, Y, train_rows, val, epochs, batch_size, lr0, sched, shuffle,
+                        early_stopping, n_iter_no_change, tol, callbacks, verbose):
+        params = self._params
+        n_train = train_rows.shape[0]
+        orders = train_rows.reshape(1, -1).copy()
+        best_params = params.copy() if early_stopping else None
+        if self._lr is None:
+            self._lr = lr0
+        bar = _progress_bar(epochs) if verbose else None
+        trainer = _Trainer(self, X, Y, min(batch_size, n_train))
+        try:
+            with trainer:
+                for _ in range(epochs):
+                    t0 = time.perf_counter()
+                    lr = self._lr if isinstance(sched, Adaptive) else sched.rate(
+                        lr0, self._epoch, epochs, self.t_)
+                    self._hyper[H_LR] = lr
+                    if shuffle:
+                        orders[0] = self._rng.permutation(train_rows)
+                    loss = float(trainer.run(orders, 1)[0])
+                    self._epoch += 1
+                    self.n_iter_ += 1
+                    self.t_ += n_train
+                    self.loss_curve_.append(loss)
+                    metrics = {"loss": loss, "learning_rate": lr}
+                    if val is not None:
+                        metrics["validation_score"] = self._score(*val)
+                        self.validation_scores_.append(metrics["validation_score"])
+                    stop = self._update_no_improvement(metrics, early_stopping, tol, best_params)
+                    if stop is not None and stop > n_iter_no_change:
+                        if isinstance(sched, Adaptive) and self._lr > Adaptive.min_rate:
+                            self._lr /= Adaptive.factor
+                            self._no_improvement = 0
+                        else:
+                            break
+                    metrics["epoch_time"] = time.perf_counter() - t0
+                    if bar is not None:
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
+                                         if k != "epoch_time"})
+                        bar.update(1)
+                    if any([bool(cb(self.n_iter_, dict(metrics))) for cb in callbacks]):
+                        break
+                    trainer.commit()
+        except KeyboardInterrupt:
+            if not np.isfinite(params.sum(dtype=np.float64)):
+                params[:] = trainer.last_good
+            warnings.warn(f"fit interrupted after {self.n_iter_} epochs; the network keeps "
+                          "the weights of the last completed epoch", RuntimeWarning, stacklevel=3)
+        finally:
+            if bar is not None:
+                bar.close()
+        if early_stopping and self.best_validation_score_ is not None:
+            params[:] = best_params
+
+    def _update_no_improvement(self, metrics, early_stopping, tol, best_params):
+        """scikit-learn's bookkeeping of the best loss / score; returns the count of epochs
+        without improvement, or None when no stopping rule applies."""
+        loss = metrics["loss"]
+        if self.best_loss_ is None or loss < self.best_loss_:
+            prev_best = self.best_loss_
+            self.best_loss_ = loss
+        else:
+            prev_best = self.best_loss_
+        score = metrics.get("validation_score")
+        prev_score = self.best_validation_score_
+        if score is not None and (prev_score is None or score > prev_score):
+            self.best_validation_score_ = score
+            if best_params is not None:
+                best_params[:] = self._params
+        if early_stopping:
+            improved = prev_score is None or score >= prev_score + tol
+        elif tol is not None:
+            improved = prev_best is None or loss <= prev_best - tol
+        else:
+            return None
+        self._no_improvement = 0 if improved else self._no_improvement + 1
+        return self._no_improvement
+
+    def _fit_lbfgs(self, X, Y, train_rows, epochs, alpha, opt, tol, callbacks):
+        from scipy.optimize import minimize
+
+        params = self._params
+        last_good = params.copy()
+        grads = _GradientBuffers(self, X.shape[0] if train_rows is None else len(train_rows))
+
+        def fun(theta):
+            params[:] = theta
+            loss, g = grads.compute(X, Y, train_rows, alpha)
+            return loss, g.astype(np.float64)
+
+        stopped = []
+
+        def callback(intermediate_result):
+            loss = float(intermediate_result.fun)
+            self.loss_curve_.append(loss)
+            self.n_iter_ += 1
+            self.t_ += len(train_rows)
+            self.best_loss_ = loss if self.best_loss_ is None else min(self.best_loss_, loss)
+            if any([bool(cb(self.n_iter_, {"loss": loss})) for cb in callbacks]):
+                stopped.append(True)
+                raise StopIteration
+
+        try:
+            result = minimize(fun, params.astype(np.float64), jac=True, method="L-BFGS-B",
+                              callback=callback,
+                              options={"maxiter": epochs, "maxfun": opt.max_fun,
+                                       "gtol": 1e-4 if tol is None else tol})
+            params[:] = result.x
+        except KeyboardInterrupt:
+            warnings.warn(f"fit interrupted after {self.n_iter_} iterations", RuntimeWarning,
+                          stacklevel=3)
+        if not np.isfinite(params.sum(dtype=np.float64)):
+            params[:] = last_good
+            raise DivergenceError("L-BFGS produced non-finite weights; the previous weights "
+                                  "were restored. Scale the inputs or raise alpha.")
+        self.lbfgs_result_ = None if stopped else result
         return self
 
     # -- inference ------------------------------------------------------------------------------
@@ -157,6 +426,9 @@ class Network:
         """Output-layer values of shape (n_samples, n_outputs): probabilities for sigmoid and
         softmax outputs, raw values for identity."""
         X = check_X(X, self.dtype, self.n_features_in_)
+        return self._forward(X)
+
+    def _forward(self, X):
         n = X.shape[0]
         chunk = min(n, _config.FORWARD_CHUNK)
         abuf_len, _ = buffer_sizes(self.layers, chunk)
@@ -188,8 +460,22 @@ class Network:
             return np.hstack([1 - out, out])
         return out
 
-    def loss_and_gradients(self, X, y):
-        """Mean loss over ``(X, y)`` and its exact gradient.
+    def score(self, X, y):
+        """Accuracy for sigmoid and softmax outputs (every label right, for multilabel),
+        the coefficient of determination R^2 for identity outputs."""
+        X, Y = self._check_data(X, y)
+        return self._score(X, Y)
+
+    def _score(self, X, Y):
+        out = self._forward(X)
+        if self.output == "softmax":
+            return float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
+        if self.output == "sigmoid":
+            return float(np.mean(np.all((out > 0.5) == (Y > 0.5), axis=1)))
+        return _r2(Y, out)
+
+    def loss_and_gradients(self, X, y, alpha=0.0):
+        """Mean loss over ``(X, y)`` (with the L2 term ``alpha``) and its exact gradient.
 
         Returns
         -------
@@ -197,20 +483,51 @@ class Network:
         coef_grads : list of ndarray of shape (n_in, n_out)
         intercept_grads : list of ndarray of shape (n_out,)
         """
+        alpha = check_nonnegative_float("alpha", alpha)
         X, Y = self._check_data(X, y)
-        n = X.shape[0]
-        chunk = min(n, _config.FORWARD_CHUNK)
-        abuf_len, tmp_len = buffer_sizes(self.layers, chunk)
-        total = np.empty_like(self._params)
-        loss = data_gradient(self._params, X, Y, np.arange(n, dtype=np.int64), self._table, chunk,
-                             np.empty(abuf_len, self.dtype), np.empty(tmp_len, self.dtype),
-                             np.empty_like(self._params), total)
+        loss, total = _GradientBuffers(self, X.shape[0]).compute(X, Y, None, alpha)
         coef_grads, intercept_grads = weight_views(total, self._table)
-        return float(loss), coef_grads, intercept_grads
+        return loss, coef_grads, intercept_grads
+
+
+def _r2(Y, P):
+    """R^2 averaged over outputs, with scikit-learn's conventions for constant targets."""
+    Y = Y.astype(np.float64)
+    ss_res = ((Y - P) ** 2).sum(axis=0)
+    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res > 0, 0.0, 1.0))
+    return float(r2.mean())
+
+
+class _GradientBuffers:
+    """Buffers for full-data loss and gradient, ``FORWARD_CHUNK`` rows at a time."""
+
+    def __init__(self, net, n):
+        self.net = net
+        self.chunk = min(n, _config.FORWARD_CHUNK)
+        abuf_len, tmp_len = buffer_sizes(net.layers, self.chunk)
+        self.abuf = np.empty(abuf_len, net.dtype)
+        self.tmp = np.empty(tmp_len, net.dtype)
+        self.scratch = np.empty_like(net._params)
+
+    def compute(self, X, Y, rows, alpha):
+        """(mean loss, gradient copy) over ``rows`` of X (all rows when None)."""
+        net = self.net
+        if rows is None:
+            rows = np.arange(X.shape[0], dtype=np.int64)
+        total = np.empty_like(net._params)
+        loss = data_gradient(net._params, X, Y, rows, net._table, self.chunk, alpha, self.abuf,
+                             self.tmp, self.scratch, total)
+        return float(loss), total
 
 
 class _Trainer:
-    """Buffers of one fit and the guard that keeps the weights usable when training fails."""
+    """Buffers of one fit and the guard that keeps the weights usable when training fails.
+
+    On an exception inside its ``with`` block the weights go back to those of the
+    last committed epoch.
+    """
 
     def __init__(self, net, X, Y, batch):
         self.net, self.X, self.Y = net, X, Y
@@ -220,29 +537,84 @@ class _Trainer:
         self.tmp = np.empty(tmp_len, dtype=net.dtype)
         self.grad = np.empty_like(net._params)
         self.last_good = net._params.copy()
+        self._state_good = (net._opt_state.copy(), net._hyper.copy())
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
+        if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
             self.net._params[:] = self.last_good
+            self.net._opt_state[:] = self._state_good[0]
+            self.net._hyper[:] = self._state_good[1]
         return False
 
-    def run(self, orders, learning_rate, n_epochs, want_loss=True):
+    def commit(self):
+        """The epoch went well: it becomes the state to return to."""
+        self.last_good[:] = self.net._params
+        self._state_good[0][:] = self.net._opt_state
+        self._state_good[1][:] = self.net._hyper
+
+    def run(self, orders, n_epochs, want_loss=True):
         """Run ``n_epochs`` epochs in one kernel call; returns their mean losses.
 
-        Without ``want_loss`` the losses are not computed (zeros), which saves a
-        logarithm per output and sample; divergence is then seen in the weights.
+        Without ``want_loss`` the data part of the loss is not computed, which saves
+        a logarithm per output and sample; divergence is then seen in the weights.
         """
-        params = self.net._params
+        net = self.net
+        params = net._params
         losses = np.empty(n_epochs, dtype=np.float64)
-        run_epochs(params, self.X, self.Y, orders, self.net._table, self.batch, learning_rate,
-                   self.abuf, self.tmp, self.grad, losses, want_loss)
+        run_epochs(params, self.X, self.Y, orders, net._table, self.batch,
+                   net._optimizer.kind, net._hyper, net._opt_state, self.abuf, self.tmp,
+                   self.grad, losses, want_loss)
         if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))):
             raise DivergenceError(
                 f"training diverged (loss {losses[-1]!r}): the loss or the weights became "
-                f"non-finite. The learning rate ({learning_rate}) is the likely cause; lower it "
-                f"or scale the inputs. The weights from before the failing epoch were restored.")
-        self.last_good[:] = params
+                f"non-finite. The learning rate ({net._hyper[H_LR]:g}) is the likely cause; "
+                f"lower it or scale the inputs. The weights from before the failing epoch "
+                f"were restored.")
         return losses
+
+
+def _check_callbacks(callbacks):
+    if callbacks is None:
+        return []
+    if callable(callbacks):
+        callbacks = [callbacks]
+    callbacks = list(callbacks)
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise TypeError(f"callbacks[{i}] must be callable, got {cb!r}")
+    return callbacks
+
+
+def _check_threads(n_threads):
+    if n_threads is None:
+        return None
+    import numba
+
+    return check_int("n_threads", n_threads, high=numba.config.NUMBA_NUM_THREADS)
+
+
+@contextlib.contextmanager
+def _threads(n_threads):
+    """Numba's and BLAS's thread counts set to ``n_threads`` inside, restored after."""
+    if n_threads is None:
+        yield
+        return
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        with threadpool_limits(limits=n_threads):
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _progress_bar(epochs):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=epochs, unit="epoch", leave=True)

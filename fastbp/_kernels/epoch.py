@@ -10,7 +10,7 @@ from .._config import njit
 from .activations import IDENTITY
 from .dense import dense_backward, dense_forward
 from .losses import loss_and_delta, output_activation
-from .optimizers import sgd_step
+from .optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, clip, l2_penalty, step
 
 
 @njit
@@ -65,15 +65,18 @@ def batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad, scal
 
 
 @njit
-def run_epochs(params, X, Y, orders, layers, batch_size, learning_rate, abuf, tmp, grad, losses,
-               want_loss):
-    """Train for ``losses.shape[0]`` epochs of minibatch SGD, updating ``params`` after every batch.
+def run_epochs(params, X, Y, orders, layers, batch_size, kind, hyper, state, abuf, tmp, grad,
+               losses, want_loss):
+    """Train for ``losses.shape[0]`` epochs, updating ``params`` after every minibatch.
 
-    Epoch ``e`` visits the samples in the order ``orders[e % len(orders)]``.
-    ``losses[e]`` receives the epoch's mean loss (each batch's loss taken before its
-    update), or 0 when ``want_loss`` is false.
+    Epoch ``e`` visits the rows ``orders[e % len(orders)]`` of ``X`` (all of them, or
+    a training subset).  Each batch's gradient gets the L2 term and clipping, then
+    the optimizer ``kind`` takes a step (see ``optimizers``).  ``losses[e]``
+    receives the epoch's mean loss (each batch's loss taken before its update), or
+    only its L2 part when ``want_loss`` is false.
     """
-    n = X.shape[0]
+    n = orders.shape[1]
+    alpha = hyper[H_ALPHA]
     # Full batches in a fixed order see the same inputs every epoch: gather them once.
     same_batch = batch_size >= n and orders.shape[0] == 1
     for e in range(losses.shape[0]):
@@ -83,17 +86,20 @@ def run_epochs(params, X, Y, orders, layers, batch_size, learning_rate, abuf, tm
             nb = min(batch_size, n - start)
             total += batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad,
                                     1.0 / nb, want_loss, same_batch and e > 0)
-            sgd_step(params, grad, learning_rate)
+            total += l2_penalty(params, grad, layers, alpha, nb)
+            clip(grad, hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE])
+            step(params, grad, kind, hyper, state)
         losses[e] = total / n
 
 
 @njit
-def data_gradient(params, X, Y, order, layers, chunk, abuf, tmp, grad, total_grad):
-    """Mean loss and its gradient over all rows of ``X``, processed ``chunk`` rows at a time.
+def data_gradient(params, X, Y, order, layers, chunk, alpha, abuf, tmp, grad, total_grad):
+    """Mean loss (with the L2 term ``alpha``) and its gradient over the rows ``order`` of ``X``,
+    processed ``chunk`` rows at a time.
 
     ``total_grad`` receives the gradient; ``grad`` is scratch of the same size.
     """
-    n = X.shape[0]
+    n = order.shape[0]
     total_grad[:] = 0
     total = 0.0
     for start in range(0, n, chunk):
@@ -102,6 +108,7 @@ def data_gradient(params, X, Y, order, layers, chunk, abuf, tmp, grad, total_gra
                                 True)
         for k in range(grad.shape[0]):
             total_grad[k] += grad[k]
+    total += l2_penalty(params, total_grad, layers, alpha, n)
     return total / n
 
 

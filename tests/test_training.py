@@ -1,0 +1,412 @@
+"""Training options against plain NumPy statements of their published rules."""
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import fastbp
+from fastbp import optim, reference
+
+from conftest import make_data, targets_2d
+
+SHAPE = [4, 7, 5, 3]
+
+
+# -- the rules, in plain NumPy ------------------------------------------------------------------
+
+def numpy_training(net, X, Y, *, rule, lrs, batch_size, alpha=0.0, clip_norm=None,
+                   clip_value=None, momentum=0.9, beta_1=0.9, beta_2=0.999, eps=1e-8,
+                   weight_decay=0.01):
+    """Train copies of ``net``'s weights epoch by epoch (rows in order, rate ``lrs[e]``)."""
+    params = [W.astype(np.float64) for W in net.coefs_] + \
+             [b.astype(np.float64) for b in net.intercepts_]
+    n_layers = len(net.coefs_)
+    state = [[np.zeros_like(p) for p in params] for _ in range(2)]
+    t = 0
+    for lr in lrs:
+        for start in range(0, len(X), batch_size):
+            xb, yb = X[start:start + batch_size], Y[start:start + batch_size]
+            nb = len(xb)
+            _, gW, gb = reference.loss_and_gradients(params[:n_layers], params[n_layers:], xb, yb,
+                                                     net.activation, net.output)
+            grads = [g + alpha * W / nb for g, W in zip(gW, params[:n_layers])] + list(gb)
+            if clip_value is not None:
+                grads = [np.clip(g, -clip_value, clip_value) for g in grads]
+            if clip_norm is not None:
+                norm = np.sqrt(sum((g ** 2).sum() for g in grads))
+                if norm > clip_norm:
+                    grads = [g * (clip_norm / (norm + 1e-6)) for g in grads]
+            t += 1
+            for p, g, m, v in zip(params, grads, *state):
+                if rule == "sgd":
+                    p -= lr * g
+                elif rule == "momentum":
+                    m[...] = momentum * m - lr * g
+                    p += m
+                elif rule == "nesterov":
+                    m[...] = momentum * m - lr * g
+                    p += momentum * m - lr * g
+                elif rule == "adam":  # scikit-learn's form
+                    m[...] = beta_1 * m + (1 - beta_1) * g
+                    v[...] = beta_2 * v + (1 - beta_2) * g * g
+                    lr_t = lr * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+                    p -= lr_t * m / (np.sqrt(v) + eps)
+                elif rule == "adamw":  # torch.optim.AdamW
+                    p *= 1 - lr * weight_decay
+                    m[...] = beta_1 * m + (1 - beta_1) * g
+                    v[...] = beta_2 * v + (1 - beta_2) * g * g
+                    m_hat, v_hat = m / (1 - beta_1 ** t), v / (1 - beta_2 ** t)
+                    p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+    return np.concatenate([np.concatenate([W.ravel(), b]) for W, b in
+                           zip(params[:n_layers], params[n_layers:])])
+
+
+def make_problem(output="softmax", n=40, seed=0):
+    X, y = make_data(n, SHAPE[0], SHAPE[-1], output, seed=seed)
+    net = fastbp.Network(SHAPE, activation="tanh", output=output, dtype=np.float64, random_state=1)
+    return net, X, y, targets_2d(y, SHAPE[-1], output)
+
+
+# -- optimizers, L2, clipping, schedules ---------------------------------------------------------
+
+@pytest.mark.parametrize("rule", ["sgd", "momentum", "nesterov", "adam", "adamw"])
+def test_optimizer_trajectory_matches_its_rule(rule):
+    net, X, y, Y = make_problem()
+    lr = 0.05 if rule in ("sgd", "momentum", "nesterov") else 0.01
+    # 40 samples in batches of 8, 4 epochs: 20 steps.
+    expected = numpy_training(net, X, Y, rule=rule, lrs=[lr] * 4, batch_size=8)
+    net.fit(X, y, epochs=4, batch_size=8, learning_rate=lr, optimizer=rule, shuffle=False)
+    np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-10)
+
+
+def test_optimizer_hyper_parameters_are_used():
+    net, X, y, Y = make_problem()
+    expected = numpy_training(net, X, Y, rule="adamw", lrs=[0.02] * 4, batch_size=8,
+                              beta_1=0.8, beta_2=0.99, eps=1e-6, weight_decay=0.1)
+    net.fit(X, y, epochs=4, batch_size=8, learning_rate=0.02, shuffle=False,
+            optimizer=optim.AdamW(beta_1=0.8, beta_2=0.99, epsilon=1e-6, weight_decay=0.1))
+    np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-10)
+
+    net, X, y, Y = make_problem()
+    expected = numpy_training(net, X, Y, rule="momentum", lrs=[0.05] * 4, batch_size=8,
+                              momentum=0.5)
+    net.fit(X, y, epochs=4, batch_size=8, learning_rate=0.05, shuffle=False,
+            optimizer=optim.SGD(momentum=0.5))
+    np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("extra", [dict(alpha=0.3), dict(clip_norm=0.05), dict(clip_value=0.01),
+                                   dict(alpha=0.1, clip_norm=0.2, clip_value=0.05)],
+                         ids=["l2", "clip_norm", "clip_value", "all"])
+@pytest.mark.parametrize("rule", ["sgd", "adam"])
+def test_l2_and_clipping_change_the_trajectory_as_their_formulas_say(rule, extra):
+    net, X, y, Y = make_problem()
+    plain = numpy_training(net, X, Y, rule=rule, lrs=[0.05] * 4, batch_size=8)
+    expected = numpy_training(net, X, Y, rule=rule, lrs=[0.05] * 4, batch_size=8, **extra)
+    assert np.abs(expected - plain).max() > 1e-4  # the option really matters here
+    net.fit(X, y, epochs=4, batch_size=8, learning_rate=0.05, optimizer=rule, shuffle=False,
+            **extra)
+    np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-10)
+
+
+def test_l2_term_is_in_the_loss():
+    net, X, y, Y = make_problem()
+    alpha = 0.7
+    loss0 = net.loss_and_gradients(X, y)[0]
+    loss, gW, _ = net.loss_and_gradients(X, y, alpha=alpha)
+    penalty = 0.5 * alpha * sum((W.astype(np.float64) ** 2).sum() for W in net.coefs_) / len(X)
+    assert loss == pytest.approx(loss0 + penalty, rel=1e-12)
+    _, gW0, _ = net.loss_and_gradients(X, y)
+    np.testing.assert_allclose(gW[0], gW0[0] + alpha * net.coefs_[0] / len(X), rtol=1e-12)
+
+
+SCHEDULES = {
+    "invscaling": (optim.InvScaling(power_t=0.5), lambda e, n: 0.1 / (e * n + 1) ** 0.5),
+    "cosine": (optim.Cosine(), lambda e, n: 0.5 * 0.1 * (1 + np.cos(np.pi * e / 6))),
+    "cosine-min": (optim.Cosine(t_max=4, min_lr=0.01),
+                   lambda e, n: 0.01 + 0.5 * 0.09 * (1 + np.cos(np.pi * min(e, 4) / 4))),
+    "step": (optim.Step(step_size=2, gamma=0.5), lambda e, n: 0.1 * 0.5 ** (e // 2)),
+    "constant": ("constant", lambda e, n: 0.1),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_schedules_set_each_epochs_rate(name):
+    schedule, formula = SCHEDULES[name]
+    net, X, y, Y = make_problem()
+    lrs = [formula(e, len(X)) for e in range(6)]
+    expected = numpy_training(net, X, Y, rule="sgd", lrs=lrs, batch_size=8)
+    seen = []
+    net.fit(X, y, epochs=6, batch_size=8, learning_rate=0.1, schedule=schedule, shuffle=False,
+            callbacks=[lambda epoch, m: seen.append(m["learning_rate"])])
+    np.testing.assert_allclose(seen, lrs, rtol=1e-14)
+    np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-10)
+
+
+def test_adaptive_schedule_divides_by_five_on_plateaus():
+    net, X, y, _ = make_problem()
+    seen = []
+    # tol larger than any possible improvement: every epoch after the first is a plateau epoch.
+    net.fit(X, y, epochs=10, learning_rate=0.1, schedule="adaptive", tol=100.0, n_iter_no_change=2,
+            callbacks=[lambda epoch, m: seen.append(m["learning_rate"])])
+    np.testing.assert_allclose(seen, [0.1] * 4 + [0.02] * 3 + [0.004] * 3)
+    assert net.n_iter_ == 10
+
+
+def test_adaptive_schedule_stops_below_its_floor():
+    net, X, y, _ = make_problem()
+    net.fit(X, y, epochs=500, learning_rate=1e-5, schedule="adaptive", tol=100.0,
+            n_iter_no_change=1)
+    # A plateau is 2 epochs without improvement (count > 1), the first epoch always improves:
+    # epoch 3: 1e-5 -> 2e-6; epoch 5: 2e-6 -> 4e-7; epoch 7: 4e-7 <= 1e-6, stop.
+    assert net.n_iter_ == 7
+
+
+def test_training_loss_plateau_stops_with_tol():
+    net, X, y, _ = make_problem()
+    net.fit(X, y, epochs=50, learning_rate=0.1, tol=100.0, n_iter_no_change=3)
+    assert net.n_iter_ == 5
+    net, X, y, _ = make_problem()
+    net.fit(X, y, epochs=50, learning_rate=0.1)  # tol=None: every epoch runs
+    assert net.n_iter_ == 50
+    assert net.best_loss_ == min(net.loss_curve_)
+
+
+# -- initialisation ------------------------------------------------------------------------------
+
+def test_initialisation_schemes():
+    he = fastbp.Network([400, 300, 2], init="he", dtype=np.float64, random_state=0)
+    assert np.std(he.coefs_[0]) == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert not he.intercepts_[0].any()
+    normal = fastbp.Network([400, 300, 2], init="normal", init_scale=0.01, random_state=0)
+    assert np.std(normal.coefs_[0]) == pytest.approx(0.01, rel=0.02)
+    assert abs(np.mean(normal.coefs_[0])) < 1e-3
+    with pytest.raises(ValueError, match="init must be one of"):
+        fastbp.Network([2, 2], init="xavier")
+
+
+# -- continuing, early stopping, callbacks, interruption -----------------------------------------
+
+@pytest.mark.parametrize("rule", ["adam", "nesterov", "sgd"])
+def test_warm_start_equals_one_long_fit(rule):
+    X, y = make_data(60, 4, 3, "softmax")
+    one = fastbp.Network(SHAPE, output="softmax", random_state=3)
+    one.fit(X, y, epochs=10, batch_size=16, learning_rate=0.01, optimizer=rule)
+    two = fastbp.Network(SHAPE, output="softmax", random_state=3)
+    two.fit(X, y, epochs=5, batch_size=16, learning_rate=0.01, optimizer=rule)
+    two.fit(X, y, epochs=5, batch_size=16, learning_rate=0.01, optimizer=rule, warm_start=True)
+    assert np.array_equal(one.get_params_vector(), two.get_params_vector())
+    assert one.loss_curve_ == two.loss_curve_ and two.n_iter_ == 10 and two.t_ == 600
+
+
+def test_without_warm_start_the_optimizer_starts_afresh():
+    X, y = make_data(60, 4, 3, "softmax")
+    one = fastbp.Network(SHAPE, output="softmax", random_state=3)
+    one.fit(X, y, epochs=10, learning_rate=0.01, optimizer="adam")
+    two = fastbp.Network(SHAPE, output="softmax", random_state=3)
+    two.fit(X, y, epochs=5, learning_rate=0.01, optimizer="adam")
+    two.fit(X, y, epochs=5, learning_rate=0.01, optimizer="adam")
+    assert not np.array_equal(one.get_params_vector(), two.get_params_vector())
+    assert two.n_iter_ == 5 and len(two.loss_curve_) == 5
+
+
+def test_partial_fit_is_one_epoch_continuing():
+    X, y = make_data(60, 4, 3, "softmax")
+    a = fastbp.Network(SHAPE, output="softmax", random_state=4)
+    a.fit(X, y, epochs=3, optimizer="adam", learning_rate=0.01)
+    b = fastbp.Network(SHAPE, output="softmax", random_state=4)
+    for _ in range(3):
+        b.partial_fit(X, y, optimizer="adam", learning_rate=0.01)
+    assert np.array_equal(a.get_params_vector(), b.get_params_vector())
+    with pytest.raises(TypeError, match="epochs"):
+        b.partial_fit(X, y, epochs=2)
+
+
+def record_params(store):
+    def callback(epoch, metrics):
+        store.append((epoch, metrics, callback.net.get_params_vector()))
+    return callback
+
+
+def test_early_stopping_restores_the_best_weights():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((120, 4))
+    y = rng.randint(0, 3, 120)  # no signal: the validation score wanders, training overfits
+    net = fastbp.Network([4, 64, 64, 3], output="softmax", random_state=0)
+    store = []
+    cb = record_params(store)
+    cb.net = net
+    net.fit(X, y, epochs=300, learning_rate=0.1, early_stopping=True, validation_fraction=0.25,
+            n_iter_no_change=5, callbacks=[cb])
+    assert net.n_iter_ < 300
+    scores = [m["validation_score"] for _, m, _ in store]
+    assert net.validation_scores_[:len(scores)] == scores
+    assert net.best_validation_score_ == max(net.validation_scores_)
+    best = int(np.argmax(scores))
+    assert np.array_equal(net.get_params_vector(), store[best][2])
+    assert not np.array_equal(net.get_params_vector(), store[-1][2])
+
+
+def test_validation_data_is_scored_every_epoch():
+    X, y = make_data(80, 4, 3, "softmax")
+    Xv, yv = make_data(30, 4, 3, "softmax", seed=9)
+    net = fastbp.Network(SHAPE, output="softmax", random_state=0)
+    net.fit(X, y, epochs=4, validation_data=(Xv, yv))
+    assert len(net.validation_scores_) == 4
+    assert net.validation_scores_[-1] == net.score(Xv, yv)
+    reg = fastbp.Network([4, 8, 2], random_state=0)
+    Xr, yr = make_data(80, 4, 2, "identity")
+    reg.fit(Xr, yr, epochs=3, validation_data=(Xr, yr))
+    pred = reg.forward(Xr)
+    r2 = 1 - ((yr - pred) ** 2).sum(axis=0) / ((yr - yr.mean(axis=0)) ** 2).sum(axis=0)
+    assert reg.validation_scores_[-1] == pytest.approx(r2.mean(), rel=1e-5)
+
+
+def test_callback_returning_true_stops_training():
+    X, y = make_data(40, 4, 3, "softmax")
+    net = fastbp.Network(SHAPE, output="softmax", random_state=0)
+    calls = []
+    net.fit(X, y, epochs=50, callbacks=[lambda e, m: calls.append((e, sorted(m))) or e == 3])
+    assert net.n_iter_ == 3 and len(net.loss_curve_) == 3
+    assert [c[0] for c in calls] == [1, 2, 3]
+    assert calls[0][1] == ["epoch_time", "learning_rate", "loss"]
+
+
+def test_keyboard_interrupt_keeps_a_usable_model(tmp_path):
+    X, y = make_data(40, 4, 3, "softmax")
+    net = fastbp.Network(SHAPE, output="softmax", random_state=0)
+
+    def interrupt(epoch, metrics):
+        if epoch == 4:
+            raise KeyboardInterrupt
+
+    with pytest.warns(RuntimeWarning, match="interrupted after 4 epochs"):
+        net.fit(X, y, epochs=50, callbacks=[interrupt])
+    assert net.n_iter_ == 4
+    assert np.isfinite(net.get_params_vector()).all()
+    assert net.predict(X).shape == (40,)
+    net.save(tmp_path / "m.npz")
+    assert np.array_equal(fastbp.load(tmp_path / "m.npz").forward(X), net.forward(X))
+
+
+def test_exception_in_callback_propagates_and_keeps_the_previous_epoch():
+    X, y = make_data(40, 4, 3, "softmax")
+    net = fastbp.Network(SHAPE, output="softmax", random_state=0)
+    store = []
+    rec = record_params(store)
+    rec.net = net
+
+    def fail(epoch, metrics):
+        if epoch == 4:
+            raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        net.fit(X, y, epochs=50, optimizer="adam", callbacks=[rec, fail])
+    assert store[2][0] == 3
+    assert np.array_equal(net.get_params_vector(), store[2][2])
+
+
+def test_divergence_restores_the_optimizer_state_too():
+    X, y = make_data(64, 3, 1, "identity")
+    net = fastbp.Network([3, 16, 1], dtype=np.float64, random_state=0)
+    net.fit(X, y, epochs=2, optimizer="momentum", learning_rate=0.01)
+    state = net._opt_state.copy()
+    with pytest.raises(fastbp.DivergenceError, match="learning rate"):
+        net.fit(X * 1e3, y, epochs=50, optimizer="momentum", learning_rate=10.0, warm_start=True)
+    assert np.isfinite(net._opt_state).all()
+    assert np.isfinite(net.get_params_vector()).all()
+    assert state.shape == net._opt_state.shape
+
+
+def test_verbose_shows_a_progress_bar(capsys):
+    X, y = make_data(40, 4, 3, "softmax")
+    fastbp.Network(SHAPE, output="softmax", random_state=0).fit(
+        X, y, epochs=3, verbose=True, validation_data=(X, y))
+    err = capsys.readouterr().err
+    assert "3/3" in err and "loss=" in err and "validation_score=" in err
+
+
+def test_n_threads_applies_during_fit_and_is_restored():
+    X, y = make_data(40, 4, 3, "softmax")
+    before = numba.get_num_threads()
+    blas_before = [i["num_threads"] for i in threadpool_info()]
+    inside = []
+
+    def look(epoch, metrics):
+        inside.append((numba.get_num_threads(), [i["num_threads"] for i in threadpool_info()]))
+
+    fastbp.Network(SHAPE, output="softmax", random_state=0).fit(
+        X, y, epochs=2, n_threads=1, callbacks=[look])
+    assert all(nt == 1 and all(b == 1 for b in blas) for nt, blas in inside)
+    assert numba.get_num_threads() == before
+    assert [i["num_threads"] for i in threadpool_info()] == blas_before
+    with pytest.raises(ValueError, match="n_threads must be"):
+        fastbp.Network(SHAPE, output="softmax").fit(X, y, n_threads=10_000)
+
+
+def test_lbfgs_matches_scipy_on_the_reference_loss():
+    from scipy.optimize import minimize
+
+    net, X, y, Y = make_problem()
+    shapes = [W.shape for W in net.coefs_]
+    theta0 = net.get_params_vector()
+
+    def unpack(theta):
+        coefs, intercepts, k = [], [], 0
+        for a, b in shapes:
+            coefs.append(theta[k:k + a * b].reshape(a, b))
+            intercepts.append(theta[k + a * b:k + a * b + b])
+            k += a * b + b
+        return coefs, intercepts
+
+    def fun(theta):
+        coefs, intercepts = unpack(theta)
+        loss, gW, gb = reference.loss_and_gradients(coefs, intercepts, X, Y, "tanh", "softmax")
+        loss += 0.5 * 0.1 * sum((W ** 2).sum() for W in coefs) / len(X)
+        gW = [g + 0.1 * W / len(X) for g, W in zip(gW, coefs)]
+        return loss, np.concatenate([np.concatenate([g.ravel(), b]) for g, b in zip(gW, gb)])
+
+    expected = minimize(fun, theta0.copy(), jac=True, method="L-BFGS-B",
+                        options={"maxiter": 8, "maxfun": 15000, "gtol": 1e-4}).x
+    net.fit(X, y, epochs=8, optimizer="lbfgs", alpha=0.1)
+    np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-7)
+    assert len(net.loss_curve_) == net.n_iter_ <= 8
+    assert net.loss_curve_[-1] < fun(theta0)[0]
+
+
+def test_adam_float32_training_stays_float32_and_learns():
+    X, y = make_data(200, 4, 3, "softmax")
+    net = fastbp.Network(SHAPE, output="softmax", random_state=0)
+    net.fit(X, y, epochs=30, optimizer="adam", learning_rate=0.01)
+    assert net._opt_state.dtype == np.float32 and net.coefs_[0].dtype == np.float32
+    assert net.loss_curve_[-1] < net.loss_curve_[0]
+
+
+def test_bad_training_options_are_named():
+    X, y = make_data(20, 4, 3, "softmax")
+    net = fastbp.Network(SHAPE, output="softmax", random_state=0)
+    before = net.get_params_vector()
+    for kwargs, match in [
+        (dict(optimizer="rmsprop"), "optimizer must be one of"),
+        (dict(schedule="linear"), "schedule must be one of"),
+        (dict(schedule="adaptive"), "schedule='adaptive'.*tol"),
+        (dict(alpha=-1.0), "alpha must be a finite number >= 0"),
+        (dict(clip_norm=0.0), "clip_norm must be a finite number > 0"),
+        (dict(clip_value=np.nan), "clip_value must be"),
+        (dict(tol=-1e-3), "tol must be"),
+        (dict(early_stopping=True, validation_fraction=1.5), "validation_fraction must be in"),
+        (dict(callbacks=[1]), r"callbacks\[0\] must be callable"),
+        (dict(validation_data=X), "validation_data must be a tuple"),
+        (dict(validation_data=(X[:, :2], y)), "X_val has 2 features"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            net.fit(X, y, epochs=2, **kwargs)
+    for make, match in [(lambda: optim.SGD(momentum=1.0), "momentum must be in"),
+                        (lambda: optim.Adam(beta_2=-0.1), "beta_2 must be in"),
+                        (lambda: optim.AdamW(weight_decay=-1), "weight_decay must be"),
+                        (lambda: optim.Step(step_size=0), "step_size must be >= 1")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            make()
+    assert np.array_equal(net.get_params_vector(), before)
