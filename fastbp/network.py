@@ -5,6 +5,8 @@ validation, early stopping, callbacks, progress, Ctrl-C); everything inside an
 epoch is one kernel call (``_kernels.epoch.run_epochs``).
 """
 import contextlib
+import signal
+import threading
 import time
 import warnings
 
@@ -313,7 +315,7 @@ class Network:
         bar = _progress_bar(epochs) if verbose else None
         trainer = _Trainer(self, X, Y, min(batch_size, n_train))
         try:
-            with trainer:
+            with trainer, _ctrl_c_after_epoch() as interrupted:
                 for _ in range(epochs):
                     t0 = time.perf_counter()
                     lr = self._lr if isinstance(sched, Adaptive) else sched.rate(
@@ -345,6 +347,8 @@ class Network:
                     if any([bool(cb(self.n_iter_, dict(metrics))) for cb in callbacks]):
                         break
                     trainer.commit()
+                    if interrupted():
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
             if not np.isfinite(params.sum(dtype=np.float64)):
                 params[:] = trainer.last_good
@@ -612,6 +616,25 @@ def _threads(n_threads):
             yield
     finally:
         numba.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _ctrl_c_after_epoch():
+    """Defer Ctrl-C to the end of the current epoch; yields a function telling whether it came.
+
+    Only in the main thread, and only when SIGINT has Python's default handler; a
+    handler the user installed is left alone.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield lambda: False
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _progress_bar(epochs):

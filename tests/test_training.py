@@ -410,3 +410,33 @@ def test_bad_training_options_are_named():
         with pytest.raises((ValueError, TypeError), match=match):
             make()
     assert np.array_equal(net.get_params_vector(), before)
+
+
+def test_real_ctrl_c_stops_after_the_current_epoch():
+    import _thread
+    import threading
+
+    X, y = make_data(2000, 4, 3, "softmax")
+    net = fastbp.Network([4, 64, 64, 3], output="softmax", random_state=0)
+    net.fit(X[:50], y[:50], epochs=1)  # compile before the clock starts
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.warns(RuntimeWarning, match="interrupted"):
+            net.fit(X, y, epochs=100_000, batch_size=16)
+    finally:
+        timer.cancel()
+    assert 0 < net.n_iter_ < 100_000
+    assert len(net.loss_curve_) == net.n_iter_
+    assert np.isfinite(net.get_params_vector()).all()
+    assert net.predict(X).shape == (2000,)
+
+
+@pytest.mark.parametrize("rule", ["adam", "nesterov"])
+def test_same_seed_gives_bitwise_identical_training(rule):
+    X, y = make_data(300, 4, 3, "softmax")
+    runs = [fastbp.Network([4, 32, 32, 3], output="softmax", random_state=5).fit(
+        X, y, epochs=5, optimizer=rule, learning_rate=0.01, early_stopping=True, n_threads=2)
+        for _ in range(2)]
+    assert np.array_equal(runs[0].get_params_vector(), runs[1].get_params_vector())
+    assert runs[0].validation_scores_ == runs[1].validation_scores_
