@@ -69,7 +69,23 @@ def run_network_example(X_train, y_train, X_test, y_test, seed=0):
         name=(f"Network({NETWORK_LAYERS}, relu, sigmoid out): sgd lr {NETWORK_FIT['learning_rate']}, "
               f"batch {NETWORK_FIT['batch_size']}, {NETWORK_FIT['epochs']} epochs, float32"),
         train=_accuracy(y_train, net.predict(X_train)), test=_accuracy(y_test, net.predict(X_test)),
-        ref_test=_accuracy(y_test, ref_pred), t_fast=t_fast, t_ref=t_slow)
+        ref_test=_accuracy(y_test, ref_pred), t_fast=t_fast, t_ref=t_slow, model=net)
+
+
+def save_plot(net, X, y, path):
+    """Write a PNG of ``net``'s decision boundary over ``(X, y)`` beside its loss curve."""
+    from matplotlib.figure import Figure  # no pyplot: no backend or display needed
+
+    from .plot import decision_boundary, loss_curve
+
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    ax_boundary, ax_loss = fig.subplots(1, 2)
+    decision_boundary(net, X, y, ax=ax_boundary)
+    ax_boundary.set_title(f"Network({list(net.layers)}, {net.activation}): P(class 1), "
+                          f"moons test set")
+    loss_curve(net, ax=ax_loss)
+    fig.savefig(path, dpi=100, format="png")
+    return path
 
 
 def warm_up():
@@ -86,7 +102,13 @@ def warm_up():
     return _timed(go)
 
 
-def main():
+def main(plot=None):
+    """Run the demo and print its table; with ``plot`` (a path), also write a PNG of the
+    fastbp.Network's decision boundary and loss curve there."""
+    if plot is not None:
+        from .plot import _matplotlib
+
+        _matplotlib()  # fail before training when matplotlib is missing
     X_train, X_test, y_train, y_test = moons_split()
     print("fastbp demo: the seed article's example")
     print("data: make_moons(n_samples=1000, noise=0.1, random_state=42), 80/20 split (random_state=42)")
@@ -99,4 +121,6 @@ def main():
               f"time {r['t_fast'] * 1e3:8.1f} ms")
         print(f"  numpy reference: {'':>18}     test accuracy {r['ref_test']:.3f}   "
               f"time {r['t_ref'] * 1e3:8.1f} ms   ({r['t_ref'] / r['t_fast']:.1f}x slower)")
+    if plot is not None:
+        print(f"\nplot written to {save_plot(rows[1]['model'], X_test, y_test, plot)}")
     return rows
