@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._kernels.activations import IDENTITY, LEAKY_RELU, LOGISTIC, RELU, TANH
-from ._kernels.losses import OUT_IDENTITY, OUT_SIGMOID, OUT_SOFTMAX
+from ._kernels.losses import OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX
 
 #: Hidden activations by public name.
 ACTIVATIONS = {
@@ -19,6 +19,7 @@ OUTPUTS = {
     "identity": OUT_IDENTITY,  # squared error
     "sigmoid": OUT_SIGMOID,  # binary / multilabel log loss
     "softmax": OUT_SOFTMAX,  # categorical log loss
+    "poisson": OUT_POISSON,  # exp output, Poisson deviance (scikit-learn's loss='poisson')
 }
 
 #: Columns of the ``layers`` array handed to the kernels.

@@ -180,8 +180,29 @@ def check_targets(y, n_samples, n_out, output, dtype, name="y"):
     if output in ("sigmoid", "softmax") and (arr.min() < 0 or arr.max() > 1):
         raise ValueError(f"{name}: targets of a {output} output must lie in [0, 1], "
                          f"got values from {arr.min()} to {arr.max()}")
+    if output == "poisson" and arr.min() < 0:
+        raise ValueError(f"{name}: targets of a poisson output must be non-negative, "
+                         f"got a minimum of {arr.min()}")
     if output == "softmax" and not np.allclose(arr.sum(axis=1), 1, atol=1e-4):
         raise ValueError(f"{name}: each row of a softmax target must sum to 1 (one-hot or probabilities)")
     out = _convert(arr, dtype)
     _check_finite(name, out, source=arr)
     return out
+
+
+def check_sample_weight(sample_weight, n_samples, dtype):
+    """Finite, non-negative weights of shape (n_samples,) as ``dtype``; ones when None."""
+    if sample_weight is None:
+        return np.ones(n_samples, dtype=dtype)
+    if np.ndim(sample_weight) == 0 and isinstance(sample_weight, numbers.Real):
+        sample_weight = np.full(n_samples, sample_weight)
+    sw = _as_numeric("sample_weight", sample_weight)
+    if sw.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {sw.shape}")
+    sw = np.ascontiguousarray(sw, dtype=dtype)
+    _check_finite("sample_weight", sw)
+    if (sw < 0).any():
+        raise ValueError("sample_weight must be non-negative")
+    if not sw.any():
+        raise ValueError("sample_weight sums to 0: at least one sample needs a positive weight")
+    return sw

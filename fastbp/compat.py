@@ -99,11 +99,11 @@ class NeuralNetwork:
         net = self.net
         learning_rate = check_positive_float("learning_rate", learning_rate)
         epochs = check_int("epochs", epochs)
-        X, Y = net._check_data(X, y)
+        X, Y, SW = net._check_data(X, y)
         n = X.shape[0]
         order = np.arange(n, dtype=np.int64).reshape(1, n)
         net._hyper[H_LR] = learning_rate
-        with _Trainer(net, X, Y, n) as trainer:
+        with _Trainer(net, X, Y, SW, n) as trainer:
             trainer.run(order, epochs, want_loss=False)
 
     def predict(self, X):

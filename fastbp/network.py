@@ -18,7 +18,8 @@ from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
 from ._spec import ACTIVATIONS, OUTPUTS, buffer_sizes, layer_table, weight_views
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
                           check_layers, check_nonnegative_float, check_optional_positive_float,
-                          check_positive_float, check_random_state, check_targets)
+                          check_positive_float, check_random_state, check_sample_weight,
+                          check_targets)
 from .optim import LBFGS, Adaptive, get_optimizer, get_schedule
 
 INITS = ("glorot", "he", "normal")
@@ -37,9 +38,10 @@ class Network:
         Widths of every layer, input first, output last.
     activation : {'identity', 'logistic', 'sigmoid', 'tanh', 'relu', 'leaky_relu'}, default='relu'
         Activation of every hidden layer (``sigmoid`` is an alias of ``logistic``).
-    output : {'identity', 'sigmoid', 'softmax'}, default='identity'
+    output : {'identity', 'sigmoid', 'softmax', 'poisson'}, default='identity'
         Output layer, which fixes the loss: squared error, binary (or multilabel)
-        log loss, or categorical log loss.  Conventions are scikit-learn's.
+        log loss, categorical log loss, or (exp output) Poisson deviance.
+        Conventions are scikit-learn's.
     dtype : float32 or float64, default=np.float32
         Dtype of the parameters and of the training arithmetic.
     random_state : int, RandomState instance or None, default=None
@@ -168,16 +170,17 @@ class Network:
 
     # -- training -------------------------------------------------------------------------------
 
-    def _check_data(self, X, y):
+    def _check_data(self, X, y, sample_weight=None):
+        """X, the targets as a 2-D array, and the sample weights (ones when None)."""
         X = check_X(X, self.dtype, self.n_features_in_)
         Y = check_targets(y, X.shape[0], self.n_outputs_, self.output, self.dtype)
-        return X, Y
+        return X, Y, check_sample_weight(sample_weight, X.shape[0], self.dtype)
 
     def fit(self, X, y, *, epochs=200, batch_size=32, learning_rate=0.01, optimizer="sgd",
             schedule="constant", alpha=0.0, clip_norm=None, clip_value=None, shuffle=True,
             early_stopping=False, validation_fraction=0.1, validation_data=None,
             n_iter_no_change=10, tol=None, callbacks=None, verbose=False, warm_start=False,
-            n_threads=None):
+            n_threads=None, sample_weight=None):
         """Train from the current weights.
 
         Parameters
@@ -226,6 +229,9 @@ class Network:
             Without it, the optimizer and history start afresh (the weights are kept).
         n_threads : int or None, default=None
             Threads for Numba and for BLAS during this fit, restored afterwards.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights: each batch's loss is the weighted mean of its samples'
+            losses (scikit-learn's convention).
 
         Returns
         -------
@@ -252,7 +258,7 @@ class Network:
         callbacks = _check_callbacks(callbacks)
         n_threads = _check_threads(n_threads)
 
-        X, Y = self._check_data(X, y)
+        X, Y, SW = self._check_data(X, y, sample_weight)
         n = X.shape[0]
         train_rows = np.arange(n, dtype=np.int64)
         val = None
@@ -261,7 +267,7 @@ class Network:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
             Xv = check_X(validation_data[0], self.dtype, self.n_features_in_, name="X_val")
             val = (Xv, check_targets(validation_data[1], Xv.shape[0], self.n_outputs_,
-                                     self.output, self.dtype, name="y_val"))
+                                     self.output, self.dtype, name="y_val"), None)
         elif early_stopping:
             frac = validation_fraction
             if isinstance(frac, (bool, np.bool_)) or not isinstance(frac, (int, float, np.number)) \
@@ -272,7 +278,8 @@ class Network:
                 raise ValueError(f"validation_fraction={frac} leaves no training samples out of {n}")
             perm = self._rng.permutation(n)
             train_rows = np.sort(perm[n_val:]).astype(np.int64)
-            val = (X[perm[:n_val]], Y[perm[:n_val]])
+            held = perm[:n_val]
+            val = (X[held], Y[held], None if sample_weight is None else SW[held])
         if early_stopping and tol is None:
             tol = 0.0
 
@@ -289,8 +296,8 @@ class Network:
 
         with _threads(n_threads):
             if isinstance(opt, LBFGS):
-                return self._fit_lbfgs(X, Y, train_rows, epochs, alpha, opt, tol, callbacks)
-            self._fit_stochastic(X, Y, train_rows, val, epochs, batch_size, lr0, sched, shuffle,
+                return self._fit_lbfgs(X, Y, SW, train_rows, epochs, alpha, opt, tol, callbacks)
+            self._fit_stochastic(X, Y, SW, train_rows, val, epochs, batch_size, lr0, sched, shuffle,
                                  early_stopping, n_iter_no_change, tol, callbacks, verbose)
         return self
 
@@ -304,7 +311,7 @@ class Network:
                 raise TypeError(f"partial_fit() got an unexpected keyword argument {name!r}")
         return self.fit(X, y, epochs=1, warm_start=True, **kwargs)
 
-    def _fit_stochastic(self, X, Y, train_rows, val, epochs, batch_size, lr0, sched, shuffle,
+    def _fit_stochastic(self, X, Y, SW, train_rows, val, epochs, batch_size, lr0, sched, shuffle,
                         early_stopping, n_iter_no_change, tol, callbacks, verbose):
         params = self._params
         n_train = train_rows.shape[0]
@@ -313,7 +320,7 @@ class Network:
         if self._lr is None:
             self._lr = lr0
         bar = _progress_bar(epochs) if verbose else None
-        trainer = _Trainer(self, X, Y, min(batch_size, n_train))
+        trainer = _Trainer(self, X, Y, SW, min(batch_size, n_train))
         try:
             with trainer, _ctrl_c_after_epoch() as interrupted:
                 for _ in range(epochs):
@@ -384,16 +391,16 @@ class Network:
         self._no_improvement = 0 if improved else self._no_improvement + 1
         return self._no_improvement
 
-    def _fit_lbfgs(self, X, Y, train_rows, epochs, alpha, opt, tol, callbacks):
+    def _fit_lbfgs(self, X, Y, SW, train_rows, epochs, alpha, opt, tol, callbacks):
         from scipy.optimize import minimize
 
         params = self._params
         last_good = params.copy()
-        grads = _GradientBuffers(self, X.shape[0] if train_rows is None else len(train_rows))
+        grads = _GradientBuffers(self, len(train_rows))
 
         def fun(theta):
             params[:] = theta
-            loss, g = grads.compute(X, Y, train_rows, alpha)
+            loss, g = grads.compute(X, Y, SW, train_rows, alpha)
             return loss, g.astype(np.float64)
 
         stopped = []
@@ -456,30 +463,31 @@ class Network:
 
     def predict_proba(self, X):
         """Class probabilities; for a single sigmoid output, the columns are P(0) and P(1)."""
-        if self.output == "identity":
-            raise ValueError("predict_proba needs output='sigmoid' or 'softmax'; this network's "
-                             "output is 'identity' (use forward or predict)")
+        if self.output not in ("sigmoid", "softmax"):
+            raise ValueError(f"predict_proba needs output='sigmoid' or 'softmax'; this network's "
+                             f"output is {self.output!r} (use forward or predict)")
         out = self.forward(X)
         if self.output == "sigmoid" and self.n_outputs_ == 1:
             return np.hstack([1 - out, out])
         return out
 
-    def score(self, X, y):
+    def score(self, X, y, sample_weight=None):
         """Accuracy for sigmoid and softmax outputs (every label right, for multilabel),
-        the coefficient of determination R^2 for identity outputs."""
-        X, Y = self._check_data(X, y)
-        return self._score(X, Y)
+        the coefficient of determination R^2 for identity and poisson outputs."""
+        X, Y, SW = self._check_data(X, y, sample_weight)
+        return self._score(X, Y, None if sample_weight is None else SW)
 
-    def _score(self, X, Y):
+    def _score(self, X, Y, SW=None):
         out = self._forward(X)
         if self.output == "softmax":
-            return float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
+            return float(np.average(out.argmax(axis=1) == Y.argmax(axis=1), weights=SW))
         if self.output == "sigmoid":
-            return float(np.mean(np.all((out > 0.5) == (Y > 0.5), axis=1)))
-        return _r2(Y, out)
+            return float(np.average(np.all((out > 0.5) == (Y > 0.5), axis=1), weights=SW))
+        return _r2(Y, out, SW)
 
-    def loss_and_gradients(self, X, y, alpha=0.0):
-        """Mean loss over ``(X, y)`` (with the L2 term ``alpha``) and its exact gradient.
+    def loss_and_gradients(self, X, y, alpha=0.0, sample_weight=None):
+        """Mean loss over ``(X, y)`` (weighted by ``sample_weight``, with the L2 term
+        ``alpha``) and its exact gradient.
 
         Returns
         -------
@@ -488,17 +496,19 @@ class Network:
         intercept_grads : list of ndarray of shape (n_out,)
         """
         alpha = check_nonnegative_float("alpha", alpha)
-        X, Y = self._check_data(X, y)
-        loss, total = _GradientBuffers(self, X.shape[0]).compute(X, Y, None, alpha)
+        X, Y, SW = self._check_data(X, y, sample_weight)
+        loss, total = _GradientBuffers(self, X.shape[0]).compute(X, Y, SW, None, alpha)
         coef_grads, intercept_grads = weight_views(total, self._table)
         return loss, coef_grads, intercept_grads
 
 
-def _r2(Y, P):
+def _r2(Y, P, SW=None):
     """R^2 averaged over outputs, with scikit-learn's conventions for constant targets."""
     Y = Y.astype(np.float64)
-    ss_res = ((Y - P) ** 2).sum(axis=0)
-    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    w = np.ones(len(Y)) if SW is None else SW.astype(np.float64)
+    w = w[:, None]
+    ss_res = (w * (Y - P) ** 2).sum(axis=0)
+    ss_tot = (w * (Y - np.average(Y, axis=0, weights=w[:, 0])) ** 2).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res > 0, 0.0, 1.0))
     return float(r2.mean())
@@ -515,13 +525,13 @@ class _GradientBuffers:
         self.tmp = np.empty(tmp_len, net.dtype)
         self.scratch = np.empty_like(net._params)
 
-    def compute(self, X, Y, rows, alpha):
-        """(mean loss, gradient copy) over ``rows`` of X (all rows when None)."""
+    def compute(self, X, Y, SW, rows, alpha):
+        """(weighted mean loss, gradient copy) over ``rows`` of X (all rows when None)."""
         net = self.net
         if rows is None:
             rows = np.arange(X.shape[0], dtype=np.int64)
         total = np.empty_like(net._params)
-        loss = data_gradient(net._params, X, Y, rows, net._table, self.chunk, alpha, self.abuf,
+        loss = data_gradient(net._params, X, Y, SW, rows, net._table, self.chunk, alpha, self.abuf,
                              self.tmp, self.scratch, total)
         return float(loss), total
 
@@ -533,8 +543,8 @@ class _Trainer:
     last committed epoch.
     """
 
-    def __init__(self, net, X, Y, batch):
-        self.net, self.X, self.Y = net, X, Y
+    def __init__(self, net, X, Y, SW, batch):
+        self.net, self.X, self.Y, self.SW = net, X, Y, SW
         self.batch = batch
         abuf_len, tmp_len = buffer_sizes(net.layers, batch)
         self.abuf = np.empty(abuf_len, dtype=net.dtype)
@@ -568,7 +578,7 @@ class _Trainer:
         net = self.net
         params = net._params
         losses = np.empty(n_epochs, dtype=np.float64)
-        run_epochs(params, self.X, self.Y, orders, net._table, self.batch,
+        run_epochs(params, self.X, self.Y, self.SW, orders, net._table, self.batch,
                    net._optimizer.kind, net._hyper, net._opt_state, self.abuf, self.tmp,
                    self.grad, losses, want_loss)
         if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))):

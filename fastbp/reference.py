@@ -45,7 +45,7 @@ def _softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-OUTPUTS = {"identity": lambda z: z, "sigmoid": _sigmoid, "softmax": _softmax}
+OUTPUTS = {"identity": lambda z: z, "sigmoid": _sigmoid, "softmax": _softmax, "poisson": np.exp}
 
 
 def loss(output, z, y):
@@ -56,6 +56,10 @@ def loss(output, z, y):
     if output == "sigmoid":
         # -y log p - (1 - y) log(1 - p) with p = sigmoid(z), written without overflow
         return np.sum(np.logaddexp(0.0, z) - y * z) / n
+    if output == "poisson":
+        # y log(y / p) - y + p with p = exp(z)
+        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
+        return np.sum(ylogy - y * z - y + np.exp(z)) / n
     log_p = z - z.max(axis=1, keepdims=True)
     log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
     return -np.sum(y * log_p) / n

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu"]
-OUTPUTS = ["identity", "sigmoid", "softmax"]
+OUTPUTS = ["identity", "sigmoid", "softmax", "poisson"]
 
 
 def make_data(n, n_in, n_out, output, seed=0, dtype=np.float64):
@@ -13,6 +13,8 @@ def make_data(n, n_in, n_out, output, seed=0, dtype=np.float64):
         y = rng.standard_normal((n, n_out)).astype(dtype)
     elif output == "sigmoid":
         y = (rng.rand(n, n_out) > 0.5).astype(dtype)
+    elif output == "poisson":
+        y = rng.poisson(2.0, size=(n, n_out)).astype(dtype)
     else:
         y = rng.randint(0, n_out, size=n)
     return X, y

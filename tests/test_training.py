@@ -440,3 +440,68 @@ def test_same_seed_gives_bitwise_identical_training(rule):
         for _ in range(2)]
     assert np.array_equal(runs[0].get_params_vector(), runs[1].get_params_vector())
     assert runs[0].validation_scores_ == runs[1].validation_scores_
+
+
+# -- sample weights ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("output", ["identity", "sigmoid", "softmax", "poisson"])
+def test_integer_sample_weights_equal_repeated_rows(output):
+    X, y = make_data(30, 4, 3, output)
+    w = np.random.RandomState(0).randint(0, 4, 30)
+    w[0] = 1
+    rows = np.repeat(np.arange(30), w)
+    net = fastbp.Network(SHAPE, activation="tanh", output=output, dtype=np.float64,
+                         random_state=0)
+    loss, gW, gb = net.loss_and_gradients(X, y, alpha=0.2, sample_weight=w)
+    loss_r, gW_r, gb_r = net.loss_and_gradients(X[rows], y[rows], alpha=0.2)
+    assert loss == pytest.approx(loss_r, rel=1e-12)
+    for a, b in zip(gW + gb, gW_r + gb_r):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+    # Full-batch training sees the same loss, so it takes the same steps.
+    weighted = fastbp.Network(SHAPE, activation="tanh", output=output, dtype=np.float64,
+                              random_state=0)
+    weighted.fit(X, y, sample_weight=w, epochs=5, batch_size=1000, optimizer="adam",
+                 learning_rate=0.01, alpha=0.2)
+    repeated = fastbp.Network(SHAPE, activation="tanh", output=output, dtype=np.float64,
+                              random_state=0)
+    repeated.fit(X[rows], y[rows], epochs=5, batch_size=1000, optimizer="adam",
+                 learning_rate=0.01, alpha=0.2)
+    np.testing.assert_allclose(weighted.get_params_vector(), repeated.get_params_vector(),
+                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-10)
+
+
+def test_sample_weights_scale_each_batch_as_scikit_learn_does():
+    net, X, y, Y = make_problem()
+    w = np.random.RandomState(1).rand(len(X))
+    # Per batch: gradient of sum(w_i l_i) / sum(w_i) (and alpha / sum(w_i) on the weights).
+    params = [W.copy() for W in net.coefs_] + [b.copy() for b in net.intercepts_]
+    for start in range(0, len(X), 8):
+        sl = slice(start, start + 8)
+        wb = w[sl]
+        a = reference.forward(params[:3], params[3:], X[sl], "tanh", "softmax")
+        delta = (reference.OUTPUTS["softmax"](a[-1]) - Y[sl]) * wb[:, None] / wb.sum()
+        grads = [None] * 6
+        for l in range(2, -1, -1):
+            grads[l] = a[l].T @ delta + 0.3 * params[l] / wb.sum()
+            grads[3 + l] = delta.sum(axis=0)
+            if l:
+                delta = (delta @ params[l].T) * (1 - a[l] ** 2)
+        for p, g in zip(params, grads):
+            p -= 0.1 * g
+    net.fit(X, y, sample_weight=w, epochs=1, batch_size=8, learning_rate=0.1, alpha=0.3,
+            shuffle=False)
+    expected = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in
+                               zip(params[:3], params[3:])])
+    np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-12)
+
+
+def test_bad_sample_weights_are_named():
+    X, y = make_data(10, 4, 3, "softmax")
+    net = fastbp.Network(SHAPE, output="softmax", random_state=0)
+    for sw, match in [(np.ones(9), r"sample_weight must have shape \(10,\)"),
+                      (-np.ones(10), "non-negative"), (np.zeros(10), "sums to 0"),
+                      (np.full(10, np.nan), "sample_weight contains NaN"),
+                      (["a"] * 10, "sample_weight must be numeric")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            net.fit(X, y, sample_weight=sw, epochs=1)

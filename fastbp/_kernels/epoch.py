@@ -39,11 +39,12 @@ def forward_batch(params, layers, abuf, nb):
 
 
 @njit
-def batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad, scale, want_loss,
+def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, scale, want_loss,
                    gathered=False):
-    """Forward and backward over one batch; ``grad`` receives ``scale`` times the summed gradient.
+    """Forward and backward over one batch; ``grad`` receives ``scale`` times the gradient of
+    the batch's per-sample losses summed with the weights ``SW``.
 
-    Returns the summed per-sample loss of the batch (0 unless ``want_loss``).  With
+    Returns that weighted loss sum (0 unless ``want_loss``).  With
     ``gathered``, the batch's inputs are already in place at the start of ``abuf``
     (the backward pass never writes there).
     """
@@ -52,7 +53,7 @@ def batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad, scal
         gather(X, order, start, nb, abuf)
     off = forward_batch(params, layers, abuf, nb)
     n_out = layers[n_layers - 1, 1]
-    loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, order,
+    loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, SW, order,
                           start, nb, n_out, scale, want_loss)
     for l in range(n_layers - 1, -1, -1):
         n_in = layers[l, 0]
@@ -65,15 +66,26 @@ def batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad, scal
 
 
 @njit
-def run_epochs(params, X, Y, orders, layers, batch_size, kind, hyper, state, abuf, tmp, grad,
+def weight_sum(SW, order, start, nb):
+    """Sum of the sample weights of one batch."""
+    total = 0.0
+    for b in range(nb):
+        total += SW[order[start + b]]
+    return total
+
+
+@njit
+def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state, abuf, tmp, grad,
                losses, want_loss):
     """Train for ``losses.shape[0]`` epochs, updating ``params`` after every minibatch.
 
     Epoch ``e`` visits the rows ``orders[e % len(orders)]`` of ``X`` (all of them, or
-    a training subset).  Each batch's gradient gets the L2 term and clipping, then
-    the optimizer ``kind`` takes a step (see ``optimizers``).  ``losses[e]``
-    receives the epoch's mean loss (each batch's loss taken before its update), or
-    only its L2 part when ``want_loss`` is false.
+    a training subset).  A batch's loss is the ``SW``-weighted mean of its samples'
+    losses (scikit-learn's convention); a batch whose weights sum to 0 is skipped.
+    Each batch's gradient gets the L2 term and clipping, then the optimizer ``kind``
+    takes a step (see ``optimizers``).  ``losses[e]`` receives the epoch's mean of
+    the batch losses weighted by batch size, each taken before its batch's update
+    (only the L2 part when ``want_loss`` is false).
     """
     n = orders.shape[1]
     alpha = hyper[H_ALPHA]
@@ -84,32 +96,37 @@ def run_epochs(params, X, Y, orders, layers, batch_size, kind, hyper, state, abu
         total = 0.0
         for start in range(0, n, batch_size):
             nb = min(batch_size, n - start)
-            total += batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad,
-                                    1.0 / nb, want_loss, same_batch and e > 0)
-            total += l2_penalty(params, grad, layers, alpha, nb)
+            sw_sum = weight_sum(SW, order, start, nb)
+            if sw_sum <= 0.0:
+                continue
+            loss = batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad,
+                                  1.0 / sw_sum, want_loss, same_batch and e > 0)
+            loss += l2_penalty(params, grad, layers, alpha, sw_sum)
+            total += loss * (nb / sw_sum)
             clip(grad, hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE])
             step(params, grad, kind, hyper, state)
         losses[e] = total / n
 
 
 @njit
-def data_gradient(params, X, Y, order, layers, chunk, alpha, abuf, tmp, grad, total_grad):
-    """Mean loss (with the L2 term ``alpha``) and its gradient over the rows ``order`` of ``X``,
-    processed ``chunk`` rows at a time.
+def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad, total_grad):
+    """``SW``-weighted mean loss (with the L2 term ``alpha``) and its gradient over the rows
+    ``order`` of ``X``, processed ``chunk`` rows at a time.
 
     ``total_grad`` receives the gradient; ``grad`` is scratch of the same size.
     """
     n = order.shape[0]
+    sw_sum = weight_sum(SW, order, 0, n)
     total_grad[:] = 0
     total = 0.0
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
-        total += batch_gradient(params, X, Y, order, start, nb, layers, abuf, tmp, grad, 1.0 / n,
-                                True)
+        total += batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad,
+                                1.0 / sw_sum, True)
         for k in range(grad.shape[0]):
             total_grad[k] += grad[k]
-    total += l2_penalty(params, total_grad, layers, alpha, n)
-    return total / n
+    total += l2_penalty(params, total_grad, layers, alpha, sw_sum)
+    return total / sw_sum
 
 
 @njit
