@@ -7,14 +7,19 @@ architecture implies before building the network, and reports any mismatch, a
 truncated or corrupted file, or a file of another kind as ``ValueError``.
 """
 import contextlib
+import io
 import json
+import math
+import numbers
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 
 import numpy as np
 
 from . import optim
+from ._validation import check_layers
 
 FORMAT = "fastbp.Network"
 VERSION = 1
@@ -22,6 +27,8 @@ VERSION = 1
 _OPTIMIZERS = {cls.__name__: cls for cls in (optim.SGD, optim.Adam, optim.AdamW, optim.LBFGS)}
 _HISTORY = ("n_iter_", "t_", "best_loss_", "best_validation_score_", "_epoch", "_lr",
             "_no_improvement")
+_COUNTERS = ("n_iter_", "t_", "_epoch", "_no_improvement")
+_RNG_KEYS = 624  # MT19937's state: 624 words and a position in 0..624
 
 
 def save(net, path):
@@ -32,6 +39,10 @@ def save(net, path):
     any existing file at ``path`` as it was.
     """
     path = os.fspath(path)
+    opt = net._optimizer
+    if opt is not None and _OPTIMIZERS.get(type(opt).__name__) is not type(opt):
+        raise ValueError(f"cannot save to {path!r}: the optimizer {opt!r} is not one of "
+                         f"fastbp's ({', '.join(_OPTIMIZERS)}), so the file could not be loaded")
     rng_state = net._rng.get_state()
     spec = {
         "format": FORMAT, "version": VERSION,
@@ -53,8 +64,9 @@ def save(net, path):
     if net._optimizer is not None:
         arrays["opt_state"] = net._opt_state
         arrays["hyper"] = net._hyper
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".npz.tmp", dir=folder)
+    if net._perm is not None:
+        arrays["perm"] = net._perm
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -67,6 +79,27 @@ def save(net, path):
         raise
 
 
+def _create_temporary(path):
+    """A new file next to ``path``, with the mode a plain ``open`` would give it: that of
+    the file it replaces, else 0o666 less the umask.
+
+    ``tempfile.mkstemp`` would make it 0o600 whatever the umask, and the saved model
+    unreadable to anyone but its owner.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+        return fd, tmp
+    raise FileExistsError(f"cannot save to {path!r}: no free temporary name in {folder!r}")
+
+
 def load(path):
     """Read a network written by ``Network.save``.
 
@@ -74,6 +107,8 @@ def load(path):
     ------
     FileNotFoundError
         When ``path`` does not exist.
+    OSError
+        When ``path`` cannot be opened (a folder, no permission to read it).
     ValueError
         When the file is not a fastbp model, is truncated or corrupted, or its
         contents do not agree with each other.
@@ -81,14 +116,8 @@ def load(path):
     from .network import Network
 
     path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            data = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path!r} is not a readable fastbp model file: {exc}") from None
-    if not isinstance(data, dict) or "spec" not in data:
+    data = _read_arrays(path)
+    if "spec" not in data:
         raise ValueError(f"{path!r} is not a fastbp model file (no 'spec' entry)")
     spec = _read_spec(path, data["spec"])
 
@@ -96,24 +125,45 @@ def load(path):
         return ValueError(f"{path!r} is not a valid fastbp model file: {what}")
 
     try:
-        net = Network(spec["layers"], spec["activation"], spec["output"], dtype=spec["dtype"],
+        # The parameter count first: a damaged width must not allocate a huge network.
+        layers = check_layers(spec["layers"])
+        n_params = sum((a + 1) * b for a, b in zip(layers[:-1], layers[1:]))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise bad(f"its architecture is invalid ({exc})") from None
+    if "params" not in data:
+        raise bad("the entry 'params' is missing")
+    if data["params"].shape != (n_params,):
+        raise bad(f"the entry 'params' has shape {data['params'].shape}, expected ({n_params},) "
+                  f"for layers {list(layers)}")
+    try:
+        net = Network(layers, spec["activation"], spec["output"], dtype=spec["dtype"],
                       random_state=0, init=spec["init"], init_scale=spec["init_scale"])
     except (TypeError, ValueError, KeyError) as exc:
         raise bad(f"its architecture is invalid ({exc})") from None
     _expect(data, "params", net._params.shape, net.dtype, bad)
     _expect(data, "loss_curve", None, np.float64, bad)
     _expect(data, "validation_scores", None, np.float64, bad)
-    _expect(data, "rng_keys", (624,), np.uint32, bad)
+    _expect(data, "rng_keys", (_RNG_KEYS,), np.uint32, bad)
     net._params[:] = data["params"]
     net.loss_curve_ = data["loss_curve"].tolist()
     net.validation_scores_ = data["validation_scores"].tolist()
     try:
         rng = spec["rng"]
-        net._rng.set_state(("MT19937", data["rng_keys"], int(rng["pos"]), int(rng["has_gauss"]),
-                            float(rng["cached_gaussian"])))
+        pos, has_gauss, gauss = rng["pos"], rng["has_gauss"], rng["cached_gaussian"]
+        # NumPy does not check the position: outside 0..624 the generator reads out of bounds.
+        if not (_is_int(pos) and 0 <= pos <= _RNG_KEYS and _is_int(has_gauss)
+                and has_gauss in (0, 1) and _is_real(gauss) and math.isfinite(gauss)):
+            raise ValueError(f"random state {rng!r} is out of range")
+        net._rng.set_state(("MT19937", data["rng_keys"], pos, has_gauss, float(gauss)))
         for key in _HISTORY:
             value = spec["history"][key]
-            if value is not None and not isinstance(value, (int, float)):
+            if key in _COUNTERS:
+                ok = _is_int(value) and value >= 0
+            elif key == "_lr":
+                ok = value is None or (_is_real(value) and math.isfinite(value) and value > 0)
+            else:
+                ok = value is None or _is_real(value)
+            if not ok:
                 raise TypeError(f"history entry {key} is {value!r}")
             setattr(net, key, value)
         opt = spec["optimizer"]
@@ -126,7 +176,57 @@ def load(path):
         _expect(data, "hyper", net._optimizer.hyper(0.0).shape, np.float64, bad)
         net._opt_state = data["opt_state"].copy()
         net._hyper = data["hyper"].copy()
+    if "perm" in data:
+        _expect(data, "perm", None, np.int64, bad)
+        perm = data["perm"]
+        if not np.array_equal(np.sort(perm), np.arange(perm.shape[0])):
+            raise bad("the entry 'perm' is not a permutation")
+        net._perm = perm.copy()
     return net
+
+
+def _read_arrays(path):
+    """The arrays of the ``.npz`` archive at ``path``, by name, read without pickle."""
+    with open(path, "rb") as f:  # a missing or unreadable path raises its own OSError
+        try:
+            with zipfile.ZipFile(f) as archive:
+                data = {}
+                for info in archive.infolist():
+                    if not info.filename.endswith(".npy"):
+                        raise ValueError(f"its entry {info.filename!r} is not a .npy array")
+                    try:
+                        data[info.filename[:-4]] = _read_npy(archive.read(info))
+                    except ValueError as exc:
+                        raise ValueError(f"its entry {info.filename!r} {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{path!r} is not a readable fastbp model file: {exc}") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - zipfile reports damage in many types:
+            # BadZipFile, EOFError, zlib.error, NotImplementedError (an unknown compression
+            # method or zip version), RuntimeError (an entry flagged as encrypted), ...
+            raise ValueError(f"{path!r} is not a readable fastbp model file: "
+                             f"{type(exc).__name__}: {exc}") from None
+    return data
+
+
+def _read_npy(raw):
+    """One ``.npy`` entry; its header must agree with its length, and it holds no objects."""
+    buf = io.BytesIO(raw)
+    version = np.lib.format.read_magic(buf)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read_header is None:
+        raise ValueError(f"has .npy format version {version}, not 1.0 or 2.0")
+    shape, _, dtype = read_header(buf)
+    if dtype.hasobject:
+        raise ValueError("holds Python objects, which are never unpickled")
+    size = math.prod(shape) * dtype.itemsize
+    if size != len(raw) - buf.tell():
+        raise ValueError(f"declares {size} bytes of data ({dtype}, shape {shape}) but holds "
+                         f"{len(raw) - buf.tell()}")
+    buf.seek(0)
+    return np.lib.format.read_array(buf, allow_pickle=False)
 
 
 def _read_spec(path, raw):
@@ -134,7 +234,7 @@ def _read_spec(path, raw):
         raise ValueError(f"{path!r} is not a fastbp model file ('spec' is not a text entry)")
     try:
         spec = json.loads(str(raw))
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, a huge integer, deep nesting
         raise ValueError(f"{path!r} is not a fastbp model file (its spec is not JSON: {exc})") from None
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not a fastbp model file (format is not {FORMAT!r})")
@@ -154,6 +254,14 @@ def _expect(data, name, shape, dtype, bad):
                   f"{np.dtype(dtype)} and {'1-D' if shape is None else tuple(shape)}")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all() and name != "loss_curve":
         raise bad(f"the entry {name!r} holds NaN or infinity")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _plain(value):

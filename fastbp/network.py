@@ -118,6 +118,7 @@ class Network:
         self._epoch = 0          # epochs under the current schedule
         self._lr = None          # current rate of an adaptive schedule
         self._no_improvement = 0
+        self._perm = None        # visiting order of the training rows, by position
         self.loss_curve_ = []
         self.validation_scores_ = []
         self.best_loss_ = None
@@ -282,7 +283,18 @@ class Network:
             val = (X[held], Y[held], None if sample_weight is None else SW[held])
         if early_stopping and tol is None:
             tol = 0.0
+        return self._fit_validated(
+            X, Y, SW, train_rows, val, epochs=epochs, batch_size=batch_size, lr0=lr0, opt=opt,
+            sched=sched, alpha=alpha, clip_norm=clip_norm, clip_value=clip_value,
+            shuffle=shuffle, early_stopping=early_stopping, n_iter_no_change=n_iter_no_change,
+            tol=tol, callbacks=callbacks, verbose=verbose, warm_start=warm_start,
+            n_threads=n_threads)
 
+    def _fit_validated(self, X, Y, SW, train_rows, val, *, epochs, batch_size, lr0, opt, sched,
+                       alpha, clip_norm, clip_value, shuffle, early_stopping, n_iter_no_change,
+                       tol, callbacks, verbose, warm_start, n_threads):
+        """``fit`` after validation: ``X``, ``Y``, ``SW`` converted, the rows to train on
+        (in their unshuffled order) and the validation triple ``(X, Y, SW or None)`` chosen."""
         continuing = warm_start and self._hyper is not None and self._optimizer == opt
         if not continuing:
             self._reset_training()
@@ -315,7 +327,9 @@ class Network:
                         early_stopping, n_iter_no_change, tol, callbacks, verbose):
         params = self._params
         n_train = train_rows.shape[0]
-        orders = train_rows.reshape(1, -1).copy()
+        if self._perm is None or self._perm.shape[0] != n_train:
+            self._perm = np.arange(n_train, dtype=np.int64)
+        orders = train_rows[self._perm].reshape(1, -1)
         best_params = params.copy() if early_stopping else None
         if self._lr is None:
             self._lr = lr0
@@ -329,7 +343,10 @@ class Network:
                         lr0, self._epoch, epochs, self.t_)
                     self._hyper[H_LR] = lr
                     if shuffle:
-                        orders[0] = self._rng.permutation(train_rows)
+                        # Each epoch permutes the previous order (scikit-learn's draws); a
+                        # warm start continues from the last one.
+                        self._perm = self._perm[self._rng.permutation(n_train)]
+                        orders[0] = train_rows[self._perm]
                     loss = float(trainer.run(orders, 1)[0])
                     self._epoch += 1
                     self.n_iter_ += 1

@@ -25,7 +25,11 @@ def glorot_draws_then_permutations(net, seed, n, epochs):
     for W, b in zip(net.coefs_, net.intercepts_):
         rng.uniform(size=W.shape)
         rng.uniform(size=b.shape)
-    return [rng.permutation(n) for _ in range(epochs)]
+    orders, order = [], np.arange(n)
+    for _ in range(epochs):
+        order = order[rng.permutation(n)]  # each epoch permutes the previous order
+        orders.append(order)
+    return orders
 
 
 @pytest.mark.parametrize("output", OUTPUTS)
