@@ -13,12 +13,13 @@ from ._kernels import optimizers as K
 from ._validation import check_int, check_positive_float
 
 
-def _check_fraction(name, value):
-    """A real number in [0, 1)."""
+def _check_fraction(name, value, closed=False):
+    """A real number in [0, 1) (in [0, 1] when ``closed``)."""
+    interval = "[0, 1]" if closed else "[0, 1)"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name} must be a real number in [0, 1), got {value!r}")
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        raise TypeError(f"{name} must be a real number in {interval}, got {value!r}")
+    if not (0 <= value <= 1 if closed else 0 <= value < 1):
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
     return float(value)
 
 
@@ -44,7 +45,8 @@ class SGD(Optimizer):
     """Minibatch gradient descent, with optional (Nesterov) momentum, scikit-learn's rules."""
 
     def __init__(self, momentum=0.0, nesterov=False):
-        self.momentum = _check_fraction("momentum", momentum)
+        # scikit-learn accepts momentum 1 (no damping), so fastbp does too.
+        self.momentum = _check_fraction("momentum", momentum, closed=True)
         self.nesterov = bool(nesterov)
 
     @property
@@ -142,7 +144,7 @@ class InvScaling(Schedule):
     """scikit-learn's ``invscaling``: ``lr0 / (samples_seen + 1) ** power_t``, updated per epoch."""
 
     def __init__(self, power_t=0.5):
-        self.power_t = check_positive_float("power_t", power_t)
+        self.power_t = check_positive_float("power_t", power_t, allow_zero=True)
 
     def rate(self, lr0, epoch, epochs, samples_seen):
         return lr0 / (samples_seen + 1) ** self.power_t

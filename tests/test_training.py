@@ -403,7 +403,7 @@ def test_bad_training_options_are_named():
     ]:
         with pytest.raises((ValueError, TypeError), match=match):
             net.fit(X, y, epochs=2, **kwargs)
-    for make, match in [(lambda: optim.SGD(momentum=1.0), "momentum must be in"),
+    for make, match in [(lambda: optim.SGD(momentum=1.5), "momentum must be in"),
                         (lambda: optim.Adam(beta_2=-0.1), "beta_2 must be in"),
                         (lambda: optim.AdamW(weight_decay=-1), "weight_decay must be"),
                         (lambda: optim.Step(step_size=0), "step_size must be >= 1")]:

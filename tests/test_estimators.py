@@ -1,0 +1,233 @@
+"""fastbp.MLPClassifier / MLPRegressor as drop-ins for scikit-learn's."""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn import neural_network as sk
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fastbp import MLPClassifier, MLPRegressor
+
+
+# max_iter=100 as scikit-learn's own test suite configures its MLPs for these checks; each
+# solver family once. No check is marked as an expected failure and no tag is claimed beyond
+# sparse input (densified, see fastbp.estimators) and multilabel targets (indicator matrices).
+@parametrize_with_checks([
+    MLPClassifier(max_iter=100),
+    MLPRegressor(max_iter=100),
+    MLPClassifier(solver="sgd", max_iter=100),
+    MLPRegressor(solver="lbfgs", max_iter=100),
+])
+def test_scikit_learn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+def quiet_fit(model, X, y, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, y, **kw)
+
+
+def max_weight_difference(a, b):
+    return max(np.abs(p - q).max() for p, q in zip(a.coefs_ + a.intercepts_,
+                                                    b.coefs_ + b.intercepts_))
+
+
+# -- the same maths, step for step ---------------------------------------------------------------
+
+SAME_TRAJECTORY = {
+    "sgd": dict(solver="sgd", momentum=0.0, shuffle=False),
+    "adam": dict(solver="adam", shuffle=False),
+    "adam-shuffled": dict(solver="adam"),
+    "nesterov-shuffled": dict(solver="sgd"),
+    "momentum-invscaling": dict(solver="sgd", nesterovs_momentum=False,
+                                learning_rate="invscaling", learning_rate_init=0.1),
+    "early-stopping": dict(solver="adam", early_stopping=True),
+    "l2": dict(solver="adam", alpha=0.5),
+}
+
+
+@pytest.mark.parametrize("kw", SAME_TRAJECTORY.values(), ids=SAME_TRAJECTORY.keys())
+def test_classifier_weights_equal_scikit_learns(kw):
+    X, y = digits()
+    ours = quiet_fit(MLPClassifier(hidden_layer_sizes=(24, 12), max_iter=4, random_state=0, **kw),
+                     X, y)
+    theirs = quiet_fit(sk.MLPClassifier(hidden_layer_sizes=(24, 12), max_iter=4, random_state=0,
+                                        **kw), X, y)
+    assert max_weight_difference(ours, theirs) < 1e-12
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
+    if kw.get("early_stopping"):
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+        assert ours.best_loss_ is None and theirs.best_loss_ is None
+    else:
+        assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-12)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_regressor_weights_equal_scikit_learns(solver):
+    X, y = make_regression(n_samples=300, n_features=8, noise=1.0, random_state=0)
+    y = y / y.std()
+    kw = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=1, solver=solver,
+              learning_rate_init=0.01)
+    ours = quiet_fit(MLPRegressor(**kw), X, y)
+    theirs = quiet_fit(sk.MLPRegressor(**kw), X, y)
+    assert max_weight_difference(ours, theirs) < 1e-9
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+
+
+def test_poisson_and_sample_weight_and_binary_match_scikit_learn():
+    rng = np.random.RandomState(0)
+    X = rng.rand(200, 5)
+    y = rng.poisson(np.exp(X @ rng.rand(5)))
+    kw = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0, loss="poisson")
+    assert max_weight_difference(quiet_fit(MLPRegressor(**kw), X, y),
+                                 quiet_fit(sk.MLPRegressor(**kw), X, y)) < 1e-12
+    Xc, yc = make_classification(n_samples=300, n_features=6, random_state=0)
+    w = rng.rand(300)
+    kw = dict(hidden_layer_sizes=(10,), max_iter=3, random_state=0, solver="sgd")
+    ours = quiet_fit(MLPClassifier(**kw), Xc, yc, sample_weight=w)
+    theirs = quiet_fit(sk.MLPClassifier(**kw), Xc, yc, sample_weight=w)
+    assert max_weight_difference(ours, theirs) < 1e-12
+
+
+def test_float32_input_trains_in_float32_like_scikit_learn():
+    X, y = digits()
+    X = X.astype(np.float32)
+    ours = quiet_fit(MLPClassifier(hidden_layer_sizes=(20,), max_iter=3, random_state=0), X, y)
+    theirs = quiet_fit(sk.MLPClassifier(hidden_layer_sizes=(20,), max_iter=3, random_state=0), X, y)
+    assert ours.coefs_[0].dtype == np.float32 == theirs.coefs_[0].dtype
+    assert max_weight_difference(ours, theirs) < 1e-4
+    assert ours.predict_proba(X).dtype == np.float32
+
+
+# -- scores on bundled data, several seeds -------------------------------------------------------
+
+# The two estimators follow the same trajectory up to rounding (the tests above), so over
+# 200 epochs their scores differ only where rounding flips a prediction: averaged over three
+# seeds they must agree to 0.01 (two digits' worth of 1797 test predictions, or 0.01 of R^2).
+SCORE_CASES = {
+    "digits": (digits, MLPClassifier, sk.MLPClassifier, dict(hidden_layer_sizes=(32,)), 0.95),
+    "classification": (lambda: make_classification(n_samples=600, n_features=20, n_classes=3,
+                                                   n_informative=8, random_state=0),
+                       MLPClassifier, sk.MLPClassifier, dict(hidden_layer_sizes=(32,)), 0.75),
+    "regression": (lambda: make_regression(n_samples=400, n_features=10, noise=5.0,
+                                           random_state=0),
+                   MLPRegressor, sk.MLPRegressor, dict(hidden_layer_sizes=(32,),
+                                                       learning_rate_init=0.01), 0.8),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SCORE_CASES.values(), ids=SCORE_CASES.keys())
+def test_scores_match_scikit_learn_over_seeds(case):
+    make_data, ours_cls, theirs_cls, kw, floor = case
+    X, y = make_data()
+    idx = np.random.RandomState(0).permutation(len(X))
+    train, test = idx[: len(X) * 3 // 4], idx[len(X) * 3 // 4:]
+    ours, theirs = [], []
+    for seed in range(3):
+        for cls, scores in ((ours_cls, ours), (theirs_cls, theirs)):
+            model = quiet_fit(cls(random_state=seed, max_iter=200, **kw), X[train], y[train])
+            scores.append(model.score(X[test], y[test]))
+    assert np.mean(ours) == pytest.approx(np.mean(theirs), abs=0.01)
+    assert np.mean(ours) > floor  # and both really learned
+
+
+# -- the scikit-learn API around it --------------------------------------------------------------
+
+def test_pipeline_grid_search_cross_val_clone_pickle():
+    X, y = make_classification(n_samples=200, n_features=6, random_state=0)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=50, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.7
+    search = GridSearchCV(MLPClassifier(max_iter=30, random_state=0),
+                          {"hidden_layer_sizes": [(5,), (20,)], "alpha": [1e-4, 1e-1]}, cv=2)
+    quiet_fit(search, X, y)
+    assert search.best_params_["hidden_layer_sizes"] in [(5,), (20,)]
+    model = quiet_fit(MLPClassifier(max_iter=20, random_state=0), X, y)
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and not hasattr(copy, "coefs_")
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    again.coefs_[0][0, 0] += 1.0  # still views of the network's parameters after unpickling
+    assert not np.array_equal(again.predict_proba(X), model.predict_proba(X))
+
+
+def test_partial_fit_multilabel_multioutput_dataframes_sparse():
+    X, y = make_classification(n_samples=120, n_features=5, n_classes=3, n_informative=3,
+                               random_state=0)
+    clf = MLPClassifier(random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:60], y[:60], classes=[0, 1, 2])
+    clf.partial_fit(X[60:], y[60:])
+    assert clf.n_iter_ == 1 and clf.t_ == 120 and len(clf.loss_curve_) == 2
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
+    assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")
+    assert hasattr(MLPRegressor(solver="sgd"), "partial_fit")
+
+    Y = np.c_[y == 0, y == 1, y == 2, y > 0].astype(int)
+    multi = quiet_fit(MLPClassifier(max_iter=20, random_state=0), X, Y)
+    assert multi.predict(X).shape == (120, 4) and multi.out_activation_ == "logistic"
+    reg = quiet_fit(MLPRegressor(max_iter=20, random_state=0), X, np.c_[X[:, 0], X[:, 1]])
+    assert reg.predict(X).shape == (120, 2) and reg.n_outputs_ == 2
+
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
+    named = quiet_fit(MLPClassifier(max_iter=10, random_state=0), df, y)
+    assert list(named.feature_names_in_) == list(df.columns)
+    dense = quiet_fit(MLPClassifier(max_iter=10, random_state=0), X, y)
+    sparse = quiet_fit(MLPClassifier(max_iter=10, random_state=0), sp.csr_matrix(X), y)
+    np.testing.assert_allclose(sparse.predict_proba(X), dense.predict_proba(X))
+    np.testing.assert_allclose(named.predict_proba(df), dense.predict_proba(X))
+
+
+def test_convergence_warning_and_parameter_errors():
+    X, y = make_classification(n_samples=100, n_features=5, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        MLPClassifier(max_iter=2, random_state=0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="'solver' parameter of MLPClassifier"):
+        MLPClassifier(solver="newton").fit(X, y)
+    with pytest.raises(InvalidParameterError, match="'learning_rate_init' parameter"):
+        MLPRegressor(learning_rate_init=0).fit(X, y)
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
+        MLPClassifier(hidden_layer_sizes=(3, 0)).fit(X, y)
+    with pytest.raises(ValueError, match="validation set is too small"):
+        MLPRegressor(early_stopping=True, validation_fraction=0.01).fit(X[:20], y[:20])
+    with pytest.raises(ValueError, match="non-negative"):
+        MLPRegressor(loss="poisson").fit(X, -np.ones(100))
+
+
+def test_fastbp_extras():
+    X, y = digits()
+    model = quiet_fit(MLPClassifier(hidden_layer_sizes=(16,), max_iter=20, random_state=0,
+                                    learning_rate_init=0.01, solver="adamw", weight_decay=0.1, clip_norm=1.0,
+                                    dtype="float32", n_threads=1, activation="leaky_relu"), X, y)
+    assert model.coefs_[0].dtype == np.float32
+    assert model.score(X, y) > 0.9
+    est = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+    quiet_fit(est, X, y)
+    with pytest.raises(ValueError, match=r"coefs_\[0\] must have shape"):
+        est.coefs_ = [np.zeros((3, 3)), est.coefs_[1]]
+    est.coefs_ = [np.zeros_like(W) for W in est.coefs_]
+    assert np.allclose(est.predict_proba(X), est.predict_proba(X)[0])
