@@ -33,3 +33,12 @@ BLAS_MIN_WORK = 8192
 def njit(func):
     """Compile ``func`` with fastbp's options."""
     return numba.njit(**JIT)(func)
+
+
+def njit_ordered(func=None, inline="never"):
+    """Compile ``func`` keeping its floating-point operations in the written order (only
+    contraction into fused multiply-adds allowed): for code whose correctness depends on
+    that order, such as the range reduction and scaling in ``_kernels.mathfn``.  The
+    flags stay with the instructions when the function is inlined into a caller."""
+    options = dict(JIT, fastmath={"contract"}, inline=inline)
+    return numba.njit(**options) if func is None else numba.njit(**options)(func)

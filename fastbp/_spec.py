@@ -2,7 +2,8 @@
 import numpy as np
 
 from ._kernels.activations import IDENTITY, LEAKY_RELU, LOGISTIC, RELU, TANH
-from ._kernels.losses import OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX
+from ._kernels.losses import (OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX,
+                              SCRATCH_PER_SAMPLE)
 
 #: Hidden activations by public name.
 ACTIVATIONS = {
@@ -53,4 +54,4 @@ def weight_views(params, table):
 
 def buffer_sizes(widths, batch):
     """Lengths of the activation buffer and the scratch buffer for batches of ``batch`` rows."""
-    return int(sum(widths)) * batch, int(max(widths)) * batch
+    return int(sum(widths)) * batch, max(int(max(widths)), SCRATCH_PER_SAMPLE) * batch

@@ -459,10 +459,11 @@ class Network:
     def _forward(self, X):
         n = X.shape[0]
         chunk = min(n, _config.FORWARD_CHUNK)
-        abuf_len, _ = buffer_sizes(self.layers, chunk)
+        abuf_len, tmp_len = buffer_sizes(self.layers, chunk)
         out = np.empty((n, self.n_outputs_), dtype=self.dtype)
         predict_rows(self._params, X, np.arange(n, dtype=np.int64), self._table, chunk,
-                     np.empty(abuf_len, dtype=self.dtype), out)
+                     np.empty(abuf_len, dtype=self.dtype), np.empty(tmp_len, dtype=self.dtype),
+                     out)
         return out
 
     def predict(self, X):

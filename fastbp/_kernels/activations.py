@@ -8,6 +8,7 @@ loop itself vectorizes.
 import numpy as np
 
 from .._config import njit
+from . import mathfn
 
 IDENTITY = 0
 LOGISTIC = 1
@@ -22,7 +23,6 @@ LEAKY_SLOPE = 0.01
 @njit
 def bias_activation(row, bias, code):
     """``row[:] = act(row + bias)`` in place, for one output unit over the batch."""
-    one = row.dtype.type(1)
     zero = row.dtype.type(0)
     n = row.shape[0]
     if code == IDENTITY:
@@ -39,12 +39,10 @@ def bias_activation(row, bias, code):
             row[b] = v if v > zero else slope * v
     elif code == TANH:
         for b in range(n):
-            row[b] = np.tanh(row[b] + bias)
+            row[b] = row.dtype.type(mathfn.tanh(row[b] + bias))
     elif code == LOGISTIC:
         for b in range(n):
-            v = row[b] + bias
-            # 1 / (1 + exp(-v)) overflows only to inf in the denominator, which gives 0.
-            row[b] = one / (one + np.exp(-v))
+            row[b] = row.dtype.type(mathfn.sigmoid(row[b] + bias))
 
 
 @njit

@@ -4,7 +4,7 @@ The architecture arrives as ``layers``, an int64 array of shape ``(L, 5)`` with
 one row per dense layer: ``n_in, n_out, code, w_off, b_off``.  ``code`` is the
 hidden activation for every layer but the last, whose code is the output kind
 (``losses.OUT_*``).  ``abuf`` holds the activations of every layer for one batch,
-``sum(widths) * batch`` values; ``tmp`` is scratch of ``max(widths) * batch``.
+``sum(widths) * batch`` values; ``tmp`` is scratch of ``max(max(widths), 4) * batch``.
 """
 from .._config import njit
 from .activations import IDENTITY
@@ -54,7 +54,7 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
     off = forward_batch(params, layers, abuf, nb)
     n_out = layers[n_layers - 1, 1]
     loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, SW, order,
-                          start, nb, n_out, scale, want_loss)
+                          start, nb, n_out, scale, want_loss, tmp)
     for l in range(n_layers - 1, -1, -1):
         n_in = layers[l, 0]
         prev = off - n_in * nb
@@ -130,7 +130,7 @@ def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad
 
 
 @njit
-def predict_rows(params, X, order, layers, chunk, abuf, out):
+def predict_rows(params, X, order, layers, chunk, abuf, tmp, out):
     """Output-layer values (probabilities for sigmoid and softmax) for every row of ``X``."""
     n = X.shape[0]
     n_layers = layers.shape[0]
@@ -140,7 +140,7 @@ def predict_rows(params, X, order, layers, chunk, abuf, out):
         gather(X, order, start, nb, abuf)
         off = forward_batch(params, layers, abuf, nb)
         Z = abuf[off:off + n_out * nb]
-        output_activation(layers[n_layers - 1, 2], Z, nb, n_out)
+        output_activation(layers[n_layers - 1, 2], Z, nb, n_out, tmp)
         for b in range(nb):
             for k in range(n_out):
                 out[start + b, k] = Z[k * nb + b]

@@ -2,115 +2,143 @@
 
 Conventions are scikit-learn's: squared error is the mean over samples and
 outputs of ``(y - p)**2 / 2``; log losses are sums over outputs averaged over
-samples.  Each function returns the *sum over the batch's samples* of the
-per-sample loss (in float64) and overwrites the logits with the gradient of
-``scale`` times that sum, so ``scale = 1 / n`` gives the gradient of the mean.
+samples.  ``loss_and_delta`` returns the *weighted sum over the batch's samples*
+of the per-sample loss (in float64) and overwrites the logits with the gradient
+of ``scale`` times that sum, so ``scale = 1 / sum(weights)`` gives the gradient
+of the weighted mean.  Loops run along the batch (feature-major blocks), so they
+vectorize; exponentials come from ``mathfn``.
 """
 import numpy as np
 
 from .._config import njit
+from . import mathfn
 
 OUT_IDENTITY = 0
 OUT_SIGMOID = 1
 OUT_SOFTMAX = 2
 OUT_POISSON = 3
 
-
-@njit
-def sigmoid(z, one):
-    """Logistic function of a scalar, exact in both tails (``one`` fixes the dtype)."""
-    if z >= 0:
-        return one / (one + np.exp(-z))
-    e = np.exp(z)
-    return e / (one + e)
+#: Scratch values per sample that ``loss_and_delta`` and ``output_activation`` need.
+SCRATCH_PER_SAMPLE = 4
 
 
 @njit
-def log_sum_exp(Z, b, nb, n_out):
-    """``log(sum_k exp(Z[k, b]))`` of column ``b`` of a flat ``(n_out, nb)`` block, as float64."""
-    m = Z[b]
+def _softmax_columns(Z, nb, n_out, m, s):
+    """Per column b of ``Z``: ``m[b] = max_k Z[k, b]``, ``Z[k, b] = exp(Z[k, b] - m[b])``,
+    ``s[b] = sum_k Z[k, b]`` (the softmax before normalisation)."""
+    m[:] = Z[:nb]
     for k in range(1, n_out):
-        m = max(m, Z[k * nb + b])
-    acc = 0.0
+        z = Z[k * nb:(k + 1) * nb]
+        for b in range(nb):
+            m[b] = max(m[b], z[b])
+    s[:] = 0
     for k in range(n_out):
-        acc += np.exp(np.float64(Z[k * nb + b] - m))
-    return np.float64(m) + np.log(acc)
+        z = Z[k * nb:(k + 1) * nb]
+        for b in range(nb):
+            e = z.dtype.type(mathfn.exp(z[b] - m[b]))
+            z[b] = e
+            s[b] += e
 
 
 @njit
-def loss_and_delta(code, Z, Y, SW, order, start, nb, n_out, scale, want_loss):
+def loss_and_delta(code, Z, Y, SW, order, start, nb, n_out, scale, want_loss, scratch):
     """Loss of the logits ``Z`` (flat ``(n_out, nb)``) against rows ``order[start:start+nb]`` of ``Y``.
 
     Each sample's loss is weighted by its entry of ``SW``.  ``Z`` is overwritten with
     ``scale * d(weighted loss sum)/dZ``.  Returns the weighted sum of the per-sample
     losses, or 0 without computing it when ``want_loss`` is false (it costs a
-    logarithm per output for the log losses).
+    logarithm per output for the sigmoid and Poisson losses).  ``scratch`` holds at
+    least ``SCRATCH_PER_SAMPLE * nb`` values.
     """
     one = Z.dtype.type(1)
-    zero = Z.dtype.type(0)
     total = 0.0
-    if code == OUT_IDENTITY:
-        s = Z.dtype.type(scale / n_out)
-        for k in range(n_out):
+    if code == OUT_SOFTMAX:
+        return _softmax_loss(Z, Y, SW, order, start, nb, n_out, scale, scratch)
+    # Contiguous copies of the batch's targets (one output at a time), its weights, and
+    # its weights times the scale, so that the loops below read memory in order and
+    # vectorize.
+    y, w, ws = scratch[:nb], scratch[nb:2 * nb], scratch[2 * nb:3 * nb]
+    s = Z.dtype.type(scale / n_out) if code == OUT_IDENTITY else Z.dtype.type(scale)
+    for b in range(nb):
+        w[b] = SW[order[start + b]]
+        ws[b] = w[b] * s
+    for k in range(n_out):
+        for b in range(nb):
+            y[b] = Y[order[start + b], k]
+        z_k = Z[k * nb:(k + 1) * nb]
+        # The loss first (it needs the logits), then the delta in place of the logits; two
+        # branch-free loops, so that each vectorizes.
+        if want_loss:
             for b in range(nb):
-                r = order[start + b]
-                d = Z[k * nb + b] - Y[r, k]
-                total += 0.5 * np.float64(SW[r]) * np.float64(d) * np.float64(d)
-                Z[k * nb + b] = d * (SW[r] * s)
-        return total / n_out
-    s = Z.dtype.type(scale)
-    if code == OUT_SIGMOID:
-        for k in range(n_out):
-            for b in range(nb):
-                r = order[start + b]
-                z = Z[k * nb + b]
-                y = Y[r, k]
-                e = np.exp(-abs(z))
-                p = one / (one + e) if z >= zero else e / (one + e)
-                if want_loss:
+                z = np.float64(z_k[b])
+                yb = np.float64(y[b])
+                if code == OUT_IDENTITY:
+                    term = 0.5 * (z - yb) * (z - yb)
+                elif code == OUT_SIGMOID:
                     # -y log p - (1 - y) log(1 - p) = log(1 + exp(z)) - y z
-                    total += np.float64(SW[r]) * (max(np.float64(z), 0.0) + np.log1p(np.float64(e))
-                                                  - np.float64(y) * np.float64(z))
-                Z[k * nb + b] = (p - y) * (SW[r] * s)
-        return total
-    if code == OUT_POISSON:
-        # p = exp(z); loss y log(y / p) - y + p, whose derivative in z is p - y.
-        for k in range(n_out):
+                    term = max(z, 0.0) + np.log1p(mathfn.exp(-abs(z))) - yb * z
+                else:  # Poisson: y log(y / p) - y + p with p = exp(z)
+                    term = (yb * np.log(yb) if yb > 0.0 else 0.0) - yb * z - yb + mathfn.exp(z)
+                total += np.float64(w[b]) * term
+        if code == OUT_IDENTITY:
             for b in range(nb):
-                r = order[start + b]
-                z = np.float64(Z[k * nb + b])
-                y = np.float64(Y[r, k])
-                p = np.exp(z)
-                if want_loss:
-                    ylogy = y * np.log(y) if y > 0.0 else 0.0
-                    total += np.float64(SW[r]) * (ylogy - y * z - y + p)
-                Z[k * nb + b] = Z.dtype.type(p - y) * (SW[r] * s)
-        return total
-    # softmax: per sample, log-sum-exp over the outputs
+                z_k[b] = (z_k[b] - y[b]) * ws[b]
+        elif code == OUT_SIGMOID:
+            for b in range(nb):
+                z_k[b] = (Z.dtype.type(mathfn.sigmoid(z_k[b])) - y[b]) * ws[b]
+        else:  # Poisson: derivative p - y
+            for b in range(nb):
+                z_k[b] = Z.dtype.type(mathfn.exp(z_k[b]) - y[b]) * ws[b]
+    return total / n_out if code == OUT_IDENTITY else total
+
+
+@njit
+def _softmax_loss(Z, Y, SW, order, start, nb, n_out, scale, scratch):
+    """The softmax branch of ``loss_and_delta``."""
+    one = Z.dtype.type(1)
+    s = Z.dtype.type(scale)
+    total = 0.0
+    # loss_b = sum_k y_k (lse_b - z_kb) = lse_b * sum_k y_k - sum_k y_k z_kb
+    m, ssum = scratch[:nb], scratch[nb:2 * nb]
+    yz, ys = scratch[2 * nb:3 * nb], scratch[3 * nb:4 * nb]
+    yz[:] = 0
+    ys[:] = 0
+    for k in range(n_out):
+        z = Z[k * nb:(k + 1) * nb]
+        for b in range(nb):
+            y = Y[order[start + b], k]
+            yz[b] += y * z[b]
+            ys[b] += y
+    _softmax_columns(Z, nb, n_out, m, ssum)
     for b in range(nb):
         r = order[start + b]
-        lse = log_sum_exp(Z, b, nb, n_out)
-        ws = SW[r] * s
-        for k in range(n_out):
-            y = Y[r, k]
-            z = Z[k * nb + b]
-            total += np.float64(SW[r]) * np.float64(y) * (lse - np.float64(z))
-            Z[k * nb + b] = (Z.dtype.type(np.exp(np.float64(z) - lse)) - y) * ws
+        lse = np.float64(m[b]) + np.log(np.float64(ssum[b]))
+        total += np.float64(SW[r]) * (lse * np.float64(ys[b]) - np.float64(yz[b]))
+        ssum[b] = one / ssum[b]
+        m[b] = SW[r] * s  # reused: each sample's weight times scale
+    for k in range(n_out):
+        z = Z[k * nb:(k + 1) * nb]
+        for b in range(nb):
+            z[b] = (z[b] * ssum[b] - Y[order[start + b], k]) * m[b]
     return total
 
 
 @njit
-def output_activation(code, Z, nb, n_out):
-    """Turn logits ``Z`` (flat ``(n_out, nb)``) into the output layer's values in place."""
-    one = Z.dtype.type(1)
+def output_activation(code, Z, nb, n_out, scratch):
+    """Turn logits ``Z`` (flat ``(n_out, nb)``) into the output layer's values in place
+    (``scratch``: at least ``2 * nb`` values)."""
     if code == OUT_SIGMOID:
         for i in range(n_out * nb):
-            Z[i] = sigmoid(Z[i], one)
+            Z[i] = mathfn.sigmoid(Z[i])
     elif code == OUT_SOFTMAX:
+        m, ssum = scratch[:nb], scratch[nb:2 * nb]
+        _softmax_columns(Z, nb, n_out, m, ssum)
         for b in range(nb):
-            lse = log_sum_exp(Z, b, nb, n_out)
-            for k in range(n_out):
-                Z[k * nb + b] = np.exp(np.float64(Z[k * nb + b]) - lse)
+            ssum[b] = 1 / ssum[b]
+        for k in range(n_out):
+            z = Z[k * nb:(k + 1) * nb]
+            for b in range(nb):
+                z[b] *= ssum[b]
     elif code == OUT_POISSON:
         for i in range(n_out * nb):
-            Z[i] = np.exp(Z[i])
+            Z[i] = mathfn.exp(Z[i])
