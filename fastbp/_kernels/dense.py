@@ -35,15 +35,22 @@ def combine_rows(out, W, first, stride, count, rows, nb):
 
 
 @njit
+def blas_forward(params, w0, b0, n_in, n_out, A2, Z, nb, code):
+    """``Z = act(W.T @ A2 + b)`` through BLAS, for any ``(n_in, nb)`` matrix ``A2`` (a block
+    of the activation buffer, or consecutive rows of X transposed)."""
+    W = params[w0:w0 + n_in * n_out].reshape((n_in, n_out))
+    np.dot(W.T, A2, Z[:n_out * nb].reshape((n_out, nb)))
+    for j in range(n_out):
+        bias_activation(Z[j * nb:(j + 1) * nb], params[b0 + j], code)
+
+
+@njit
 def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code):
     """``Z = act(W.T @ A + b)`` for the flat blocks ``A`` ``(n_in, nb)`` and ``Z`` ``(n_out, nb)``."""
-    W = params[w0:w0 + n_in * n_out]
     if use_blas(n_in, n_out, nb):
-        np.dot(W.reshape((n_in, n_out)).T, A[:n_in * nb].reshape((n_in, nb)),
-               Z[:n_out * nb].reshape((n_out, nb)))
-        for j in range(n_out):
-            bias_activation(Z[j * nb:(j + 1) * nb], params[b0 + j], code)
+        blas_forward(params, w0, b0, n_in, n_out, A[:n_in * nb].reshape((n_in, nb)), Z, nb, code)
         return
+    W = params[w0:w0 + n_in * n_out]
     for j in range(n_out):
         z = Z[j * nb:(j + 1) * nb]
         combine_rows(z, W, j, n_out, n_in, A, nb)

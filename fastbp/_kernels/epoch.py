@@ -8,7 +8,7 @@ hidden activation for every layer but the last, whose code is the output kind
 """
 from .._config import njit
 from .activations import IDENTITY
-from .dense import dense_backward, dense_forward
+from .dense import blas_forward, dense_backward, dense_forward, use_blas
 from .losses import loss_and_delta, output_activation
 from .optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, clip, l2_penalty, step
 
@@ -24,11 +24,14 @@ def gather(X, order, start, nb, A):
 
 
 @njit
-def forward_batch(params, layers, abuf, nb):
-    """Forward pass over a gathered batch; returns the offset of the output logits in ``abuf``."""
+def forward_batch(params, layers, abuf, nb, first=0):
+    """Forward pass over a gathered batch, from layer ``first`` on (the earlier layers'
+    outputs already in place); returns the offset of the output logits in ``abuf``."""
     n_layers = layers.shape[0]
     off = 0
-    for l in range(n_layers):
+    for l in range(first):
+        off += layers[l, 0] * nb
+    for l in range(first, n_layers):
         n_in, n_out = layers[l, 0], layers[l, 1]
         code = layers[l, 2] if l < n_layers - 1 else IDENTITY
         nxt = off + n_in * nb
@@ -131,14 +134,24 @@ def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad
 
 @njit
 def predict_rows(params, X, order, layers, chunk, abuf, tmp, out):
-    """Output-layer values (probabilities for sigmoid and softmax) for every row of ``X``."""
+    """Output-layer values (probabilities for sigmoid and softmax) for the rows of ``X``, in
+    order (``order`` is ``arange(len(X))``: the gather of the loop path reads through it)."""
     n = X.shape[0]
     n_layers = layers.shape[0]
     n_out = layers[n_layers - 1, 1]
+    n_in0, n_out0 = layers[0, 0], layers[0, 1]
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
-        gather(X, order, start, nb, abuf)
-        off = forward_batch(params, layers, abuf, nb)
+        if use_blas(n_in0, n_out0, nb):
+            # The rows are consecutive: BLAS reads them in place, as the transposed
+            # (n_features, nb) matrix the feature-major layout wants, without a gather.
+            blas_forward(params, layers[0, 3], layers[0, 4], n_in0, n_out0,
+                         X[start:start + nb].T, abuf[n_in0 * nb:], nb,
+                         layers[0, 2] if n_layers > 1 else IDENTITY)
+            off = forward_batch(params, layers, abuf, nb, 1)
+        else:
+            gather(X, order, start, nb, abuf)
+            off = forward_batch(params, layers, abuf, nb)
         Z = abuf[off:off + n_out * nb]
         output_activation(layers[n_layers - 1, 2], Z, nb, n_out, tmp)
         for b in range(nb):
