@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastbp [demo] [--plot PATH]``."""
+"""Command line: ``python -m fastbp [demo] [--plot PATH]``, ``python -m fastbp dashboard``."""
 import argparse
 import os
 import sys
@@ -15,7 +15,19 @@ def main(argv=None):
         "demo", help="train the seed article's example with fastbp and with NumPy (default)")
     # SUPPRESS: `python -m fastbp --plot a.png demo` keeps the top-level value.
     demo_parser.add_argument("--plot", metavar="PATH", default=argparse.SUPPRESS, help=_PLOT_HELP)
+    dashboard_parser = sub.add_parser(
+        "dashboard", help="make the asv dashboard work offline: its JavaScript and CSS from the "
+                          "npm registry (npm pack) beside index.html, after `asv publish`")
+    dashboard_parser.add_argument("--html-dir", default=".asv/html",
+                                  help="the folder asv publish wrote (default: %(default)s)")
+    dashboard_parser.add_argument("--cache-dir", default=None,
+                                  help="where the npm packages are kept "
+                                       "(default: ~/.cache/fastbp/npm)")
     args = parser.parse_args(argv)
+    if args.command == "dashboard":
+        from .dashboard import main as dashboard
+
+        return dashboard(args.html_dir, args.cache_dir)
     if args.plot is not None:
         folder = os.path.dirname(os.path.abspath(args.plot))
         if not os.path.isdir(folder):

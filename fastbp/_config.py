@@ -22,7 +22,7 @@ FORWARD_CHUNK = 1024
 
 #: A layer goes through BLAS when both its widths are at least ``BLAS_MIN_WIDTH`` and
 #: ``n_in * n_out * batch`` is at least ``BLAS_MIN_WORK`` multiply-adds; otherwise the
-#: fused Numba loops run.  Measured with ``benchmarks/bench_gemm.py`` (2 cores, AVX2):
+#: fused Numba loops run.  Measured with ``benchmarks/scripts/bench_gemm.py`` (2 cores, AVX2):
 #: the loops win only on very narrow layers (2 -> 10 at batch 800: 2.8 us against
 #: 5.3 us for BLAS, float32); from about 8k multiply-adds on layers at least 8 wide,
 #: BLAS is as fast or faster (64 -> 10 at batch 32: 4.4 us against 5.4 us; 64 -> 128:

@@ -1,7 +1,7 @@
 """Time NeuralNetwork.train(..., epochs=1000) on the seed article's data against the article's
 NumPy code (fastbp.reference.SeedNetwork): median of repeats, one process.
 
-    python benchmarks/bench_seed.py [--repeats 5]
+    python benchmarks/scripts/bench_seed.py [--repeats 5]
 
 For a comparison with numpy's BLAS at full speed, unset OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE in the command that runs this script.

@@ -1,6 +1,6 @@
 """Cost of each optimizer's epoch against plain SGD's, on a 784-256-128-10 network, batch 128.
 
-    python benchmarks/bench_optimizers.py [--samples 12800] [--repeats 5]
+    python benchmarks/scripts/bench_optimizers.py [--samples 12800] [--repeats 5]
 
 The update is one fused loop over the flat parameter vector, so Adam should cost
 little more than SGD.  Epochs of the optimizers are interleaved, so all see the

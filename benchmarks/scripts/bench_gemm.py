@@ -1,6 +1,6 @@
 """Where BLAS beats fastbp's fused loops: time one dense forward layer both ways, by shape.
 
-    python benchmarks/bench_gemm.py
+    python benchmarks/scripts/bench_gemm.py
 
 Prints, for each (n_in, n_out, batch), the median time of the loop kernel and of
 the BLAS call (plus its epilogue), and the work n_in * n_out * batch that

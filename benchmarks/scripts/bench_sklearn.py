@@ -1,6 +1,6 @@
 """fastbp's estimators against scikit-learn's, same arguments, same machine, one process.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_sklearn.py [--repeats 3]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/scripts/bench_sklearn.py [--repeats 3]
 
 Times ``fit`` (default arguments but the ones shown) and ``predict`` on load_digits
 (hidden (100,), adam) and on a 20,000 x 100 make_classification problem; medians of

@@ -1,0 +1,1 @@
+"""fastbp's airspeed velocity suite: see benchmarks/README.md (plain scripts: scripts/)."""
