@@ -111,14 +111,19 @@ OPTIMIZERS = {
 }
 
 
+def _resolve(name, spec, registry, base):
+    """``spec`` itself when it is a ``base`` instance, else the default of the name it gives."""
+    if isinstance(spec, base):
+        return spec
+    if isinstance(spec, str) and spec in registry:
+        return registry[spec]()
+    raise ValueError(f"{name} must be one of {sorted(registry)} or a fastbp.optim.{base.__name__}, "
+                     f"got {spec!r}")
+
+
 def get_optimizer(spec):
     """An Optimizer instance from a name or an instance."""
-    if isinstance(spec, Optimizer):
-        return spec
-    if isinstance(spec, str) and spec in OPTIMIZERS:
-        return OPTIMIZERS[spec]()
-    raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a fastbp.optim.Optimizer, "
-                     f"got {spec!r}")
+    return _resolve("optimizer", spec, OPTIMIZERS, Optimizer)
 
 
 class Schedule:
@@ -189,9 +194,4 @@ SCHEDULES = {"constant": Constant, "invscaling": InvScaling, "adaptive": Adaptiv
 
 def get_schedule(spec):
     """A Schedule instance from a name or an instance."""
-    if isinstance(spec, Schedule):
-        return spec
-    if isinstance(spec, str) and spec in SCHEDULES:
-        return SCHEDULES[spec]()
-    raise ValueError(f"schedule must be one of {sorted(SCHEDULES)} or a fastbp.optim.Schedule, "
-                     f"got {spec!r}")
+    return _resolve("schedule", spec, SCHEDULES, Schedule)
