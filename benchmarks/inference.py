@@ -3,8 +3,8 @@
 Both run on the workload's whole data (its rows under the size profile), in the
 workload's dtype.
 """
-from .common import LIBRARIES, WORKLOAD_NAMES, get_data, workload
-from .peers import make_peer
+from .common import LIBRARIES, WORKLOAD_NAMES
+from .peers import warm_peer
 
 
 class Predict:
@@ -14,10 +14,7 @@ class Predict:
     param_names = ["workload", "library"]
 
     def setup(self, name, library):
-        self.w = workload(name)
-        self.X, self.y = get_data(self.w)
-        self.peer = make_peer(library, self.w)
-        self.peer.warm_up(self.X, self.y)
+        self.w, self.X, self.y, self.peer = warm_peer(name, library)
         self.peer.predict(self.X)
 
     def time_predict(self, name, library):
@@ -32,10 +29,7 @@ class LossAndGradients:
     param_names = ["workload", "library"]
 
     def setup(self, name, library):
-        self.w = workload(name)
-        self.X, self.y = get_data(self.w)
-        self.peer = make_peer(library, self.w)
-        self.peer.warm_up(self.X, self.y)
+        self.w, self.X, self.y, self.peer = warm_peer(name, library)
 
     def time_loss_and_gradients(self, name, library):
         self.peer.loss_and_gradients(self.X, self.y)

@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from .common import SEED, require
+from .common import SEED, get_data, require, workload
 
 
 def initial_weights(w, dtype=None, seed=SEED):
@@ -51,6 +51,16 @@ def make_peer(library, w, dtype=None, init=None):
     coefs = [np.array(W, dtype=dtype) for W in coefs]
     intercepts = [np.array(b, dtype=dtype).ravel() for b in intercepts]
     return _PEERS[library](w, coefs, intercepts, dtype)
+
+
+def warm_peer(name, library, dtype=None):
+    """Workload ``name``, its data and a peer training on it, compiled and warmed up, so that
+    no timing includes compilation: ``(w, X, y, peer)``."""
+    w = workload(name)
+    X, y = get_data(w, dtype)
+    peer = make_peer(library, w, dtype)
+    peer.warm_up(X, y)
+    return w, X, y, peer
 
 
 class FastbpPeer:

@@ -7,7 +7,7 @@ import numpy as np
 
 from .common import LIBRARIES, WORKLOAD_NAMES, get_data, get_digits, get_moons, median_seconds, \
     profile, repeats_for_tracking, workload
-from .peers import make_peer
+from .peers import make_peer, warm_peer
 
 
 class Throughput:
@@ -20,10 +20,7 @@ class Throughput:
     unit = "GFLOP/s"
 
     def setup(self, name, library):
-        self.w = workload(name)
-        self.X, self.y = get_data(self.w)
-        self.peer = make_peer(library, self.w)
-        self.peer.warm_up(self.X, self.y)
+        self.w, self.X, self.y, self.peer = warm_peer(name, library)
 
     def track_gflops(self, name, library):
         w = self.w

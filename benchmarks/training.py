@@ -7,7 +7,7 @@ the medium and large ones) and its ``timer`` divides the clock by that count.
 """
 from .common import DTYPES, LIBRARIES, OPTIMIZERS, WORKLOAD_NAMES, epoch_timer, epochs_per_call, \
     get_data, workload
-from .peers import make_peer
+from .peers import make_peer, warm_peer
 
 
 class Epoch:
@@ -17,10 +17,7 @@ class Epoch:
     param_names = ["workload", "dtype", "library"]
 
     def setup(self, name, dtype, library):
-        self.w = workload(name)
-        self.X, self.y = get_data(self.w, dtype)
-        self.peer = make_peer(library, self.w, dtype)
-        self.peer.warm_up(self.X, self.y)
+        self.w, self.X, self.y, self.peer = warm_peer(name, library, dtype)
         self.timer = epoch_timer(self.w.epochs)
 
     def time_epoch(self, name, dtype, library):
