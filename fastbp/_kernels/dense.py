@@ -58,6 +58,26 @@ def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code):
 
 
 @njit
+def bias_gradient(grad, b0, n_out, D, nb):
+    """db = D summed over the batch, into ``grad[b0:b0 + n_out]``."""
+    zero = D.dtype.type(0)
+    for j in range(n_out):
+        d = D[j * nb:(j + 1) * nb]
+        s = zero
+        for b in range(nb):
+            s += d[b]
+        grad[b0 + j] = s
+
+
+@njit
+def blas_weight_gradient(grad, w0, n_in, n_out, A2, D, nb):
+    """dW = A2 @ D.T through BLAS, for any ``(n_in, nb)`` matrix ``A2`` (a block of the
+    activation buffer, or gathered rows of X transposed)."""
+    D2 = D[:n_out * nb].reshape((n_out, nb))
+    np.dot(A2, D2.T, grad[w0:w0 + n_in * n_out].reshape((n_in, n_out)))
+
+
+@njit
 def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, propagate):
     """Gradients of one layer from its output delta ``D`` (flat ``(n_out, nb)``).
 
@@ -69,16 +89,11 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
     zero = D.dtype.type(0)
     W = params[w0:w0 + n_in * n_out]
     gW = grad[w0:w0 + n_in * n_out]
-    for j in range(n_out):
-        d = D[j * nb:(j + 1) * nb]
-        s = zero
-        for b in range(nb):
-            s += d[b]
-        grad[b0 + j] = s
+    bias_gradient(grad, b0, n_out, D, nb)
     if use_blas(n_in, n_out, nb):
-        D2 = D[:n_out * nb].reshape((n_out, nb))
-        np.dot(A[:n_in * nb].reshape((n_in, nb)), D2.T, gW.reshape((n_in, n_out)))
+        blas_weight_gradient(grad, w0, n_in, n_out, A[:n_in * nb].reshape((n_in, nb)), D, nb)
         if propagate:
+            D2 = D[:n_out * nb].reshape((n_out, nb))
             np.dot(W.reshape((n_in, n_out)), D2, tmp[:n_in * nb].reshape((n_in, nb)))
             for i in range(n_in):
                 a = A[i * nb:(i + 1) * nb]

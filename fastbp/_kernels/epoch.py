@@ -8,7 +8,8 @@ hidden activation for every layer but the last, whose code is the output kind
 """
 from .._config import njit
 from .activations import IDENTITY
-from .dense import blas_forward, dense_backward, dense_forward, use_blas
+from .dense import (bias_gradient, blas_forward, blas_weight_gradient, dense_backward,
+                    dense_forward, use_blas)
 from .losses import loss_and_delta, output_activation
 from .optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, clip, l2_penalty, step
 
@@ -21,6 +22,23 @@ def gather(X, order, start, nb, A):
         r = order[start + b]
         for i in range(n_features):
             A[i * nb + b] = X[r, i]
+
+
+@njit
+def gather_rows(X, order, start, nb, A):
+    """Copy rows ``order[start:start+nb]`` of ``X`` into ``A`` as a flat ``(nb, n_features)``
+    block: whole rows, contiguous copies (for a first layer that goes through BLAS, which
+    reads the block transposed)."""
+    n_features = X.shape[1]
+    for b in range(nb):
+        A[b * n_features:(b + 1) * n_features] = X[order[start + b]]
+
+
+@njit
+def rows_first(layers, nb):
+    """Whether the first layer reads its batch sample-major (``gather_rows``) through BLAS
+    rather than feature-major (``gather``) through the loops."""
+    return use_blas(layers[0, 0], layers[0, 1], nb)
 
 
 @njit
@@ -52,18 +70,35 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
     (the backward pass never writes there).
     """
     n_layers = layers.shape[0]
-    if not gathered:
-        gather(X, order, start, nb, abuf)
-    off = forward_batch(params, layers, abuf, nb)
+    n_in0 = layers[0, 0]
+    by_rows = rows_first(layers, nb)
+    if by_rows:
+        # Sample-major rows: the copy is contiguous (a transposing gather of a wide
+        # input costs as much as a GEMM), and BLAS reads the block as its transpose.
+        if not gathered:
+            gather_rows(X, order, start, nb, abuf)
+        X0 = abuf[:n_in0 * nb].reshape((nb, n_in0)).T
+        blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], X0,
+                     abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY)
+        off = forward_batch(params, layers, abuf, nb, 1)
+    else:
+        if not gathered:
+            gather(X, order, start, nb, abuf)
+        off = forward_batch(params, layers, abuf, nb)
     n_out = layers[n_layers - 1, 1]
     loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, SW, order,
                           start, nb, n_out, scale, want_loss, tmp)
     for l in range(n_layers - 1, -1, -1):
         n_in = layers[l, 0]
         prev = off - n_in * nb
-        code_in = layers[l - 1, 2] if l > 0 else IDENTITY
-        dense_backward(params, grad, layers[l, 3], layers[l, 4], n_in, layers[l, 1],
-                       abuf[prev:off], abuf[off:], tmp, nb, code_in, l > 0)
+        if l == 0 and by_rows:
+            bias_gradient(grad, layers[0, 4], layers[0, 1], abuf[off:], nb)
+            blas_weight_gradient(grad, layers[0, 3], n_in0, layers[0, 1],
+                                 abuf[:n_in0 * nb].reshape((nb, n_in0)).T, abuf[off:], nb)
+        else:
+            code_in = layers[l - 1, 2] if l > 0 else IDENTITY
+            dense_backward(params, grad, layers[l, 3], layers[l, 4], n_in, layers[l, 1],
+                           abuf[prev:off], abuf[off:], tmp, nb, code_in, l > 0)
         off = prev
     return loss
 
