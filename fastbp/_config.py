@@ -20,6 +20,12 @@ JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 #: Rows per chunk in prediction and full-data gradients, to bound buffer memory.
 FORWARD_CHUNK = 1024
 
+#: Without per-epoch work (validation, callbacks, ...), ``Network.fit`` hands the kernel
+#: several epochs per call, at most this many multiply-adds' worth (samples x parameters,
+#: a tenth of a second or so) and at most ``EPOCH_CALL_ROWS`` shuffled row indices.
+EPOCH_CALL_WORK = 10 ** 8
+EPOCH_CALL_ROWS = 2 ** 20
+
 #: A layer goes through BLAS when both its widths are at least ``BLAS_MIN_WIDTH`` and
 #: ``n_in * n_out * batch`` is at least ``BLAS_MIN_WORK`` multiply-adds; otherwise the
 #: fused Numba loops run.  Measured with ``benchmarks/scripts/bench_gemm.py`` (2 cores, AVX2):

@@ -15,6 +15,7 @@ import numpy as np
 from . import _config
 from ._kernels.epoch import data_gradient, predict_rows, run_epochs
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
+from ._kernels.shuffle import draw_epoch_orders
 from ._spec import ACTIVATIONS, OUTPUTS, buffer_sizes, layer_table, weight_views
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
                           check_layers, check_nonnegative_float, check_optional_positive_float,
@@ -329,29 +330,49 @@ class Network:
         n_train = train_rows.shape[0]
         if self._perm is None or self._perm.shape[0] != n_train:
             self._perm = np.arange(n_train, dtype=np.int64)
-        orders = train_rows[self._perm].reshape(1, -1)
         best_params = params.copy() if early_stopping else None
         if self._lr is None:
             self._lr = lr0
         bar = _progress_bar(epochs) if verbose else None
+        # Nothing to do between epochs (no validation, stopping rule, callback or progress
+        # bar): several epochs go to the kernel in one call, so that Python's per-epoch
+        # cost does not dominate small networks.
+        batched = (val is None and not early_stopping and tol is None and not callbacks
+                   and bar is None and not isinstance(sched, Adaptive))
         trainer = _Trainer(self, X, Y, SW, min(batch_size, n_train))
+        done = 0
         try:
             with trainer, _ctrl_c_after_epoch() as interrupted:
-                for _ in range(epochs):
+                while done < epochs:
+                    k = _epochs_per_call(epochs - done, n_train, params.size) if batched else 1
+                    if k > 1:
+                        rng_state, perm = self._rng.get_state(), self._perm.copy()
+                        orders, rates = self._plan_epochs(k, train_rows, shuffle, lr0, sched,
+                                                          epochs)
+                        try:
+                            losses = trainer.run(orders, k, rates=rates)
+                        except DivergenceError:
+                            # Replay epoch by epoch from the same state, so that the error
+                            # and the restored weights are those of the failing epoch.
+                            trainer.rollback()
+                            self._rng.set_state(rng_state)
+                            self._perm = perm
+                            batched = False
+                            continue
+                        for loss in losses.tolist():
+                            self._finish_epoch(loss, n_train)
+                            self._update_no_improvement({"loss": loss}, False, None, None)
+                        done += k
+                        trainer.commit()
+                        if interrupted():
+                            raise KeyboardInterrupt
+                        continue
                     t0 = time.perf_counter()
-                    lr = self._lr if isinstance(sched, Adaptive) else sched.rate(
-                        lr0, self._epoch, epochs, self.t_)
-                    self._hyper[H_LR] = lr
-                    if shuffle:
-                        # Each epoch permutes the previous order (scikit-learn's draws); a
-                        # warm start continues from the last one.
-                        self._perm = self._perm[self._rng.permutation(n_train)]
-                        orders[0] = train_rows[self._perm]
-                    loss = float(trainer.run(orders, 1)[0])
-                    self._epoch += 1
-                    self.n_iter_ += 1
-                    self.t_ += n_train
-                    self.loss_curve_.append(loss)
+                    orders, rates = self._plan_epochs(1, train_rows, shuffle, lr0, sched, epochs)
+                    lr = float(rates[0])
+                    loss = float(trainer.run(orders, 1, rates=rates)[0])
+                    self._finish_epoch(loss, n_train)
+                    done += 1
                     metrics = {"loss": loss, "learning_rate": lr}
                     if val is not None:
                         metrics["validation_score"] = self._score(*val)
@@ -383,6 +404,29 @@ class Network:
                 bar.close()
         if early_stopping and self.best_validation_score_ is not None:
             params[:] = best_params
+
+    def _plan_epochs(self, k, train_rows, shuffle, lr0, sched, epochs):
+        """Visiting orders ``(k or 1, n_train)`` and learning rates ``(k,)`` of the next
+        ``k`` epochs, drawing the shuffles as ``k`` single epochs would."""
+        n_train = train_rows.shape[0]
+        if shuffle:
+            # Each epoch permutes the previous order (scikit-learn's draws of
+            # rng.permutation, made in compiled code); a warm start continues from the last.
+            orders = draw_epoch_orders(self._rng, self._perm, train_rows, k)
+        else:
+            orders = train_rows[self._perm].reshape(1, -1)
+        if isinstance(sched, Adaptive):
+            rates = np.full(k, self._lr)
+        else:
+            rates = np.array([sched.rate(lr0, self._epoch + e, epochs, self.t_ + e * n_train)
+                              for e in range(k)], dtype=np.float64)
+        return orders, rates
+
+    def _finish_epoch(self, loss, n_train):
+        self._epoch += 1
+        self.n_iter_ += 1
+        self.t_ += n_train
+        self.loss_curve_.append(loss)
 
     def _update_no_improvement(self, metrics, early_stopping, tol, best_params):
         """scikit-learn's bookkeeping of the best loss / score; returns the count of epochs
@@ -576,10 +620,14 @@ class _Trainer:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
-            self.net._params[:] = self.last_good
-            self.net._opt_state[:] = self._state_good[0]
-            self.net._hyper[:] = self._state_good[1]
+            self.rollback()
         return False
+
+    def rollback(self):
+        """Back to the state of the last commit."""
+        self.net._params[:] = self.last_good
+        self.net._opt_state[:] = self._state_good[0]
+        self.net._hyper[:] = self._state_good[1]
 
     def commit(self):
         """The epoch went well: it becomes the state to return to."""
@@ -587,8 +635,10 @@ class _Trainer:
         self._state_good[0][:] = self.net._opt_state
         self._state_good[1][:] = self.net._hyper
 
-    def run(self, orders, n_epochs, want_loss=True):
+    def run(self, orders, n_epochs, want_loss=True, rates=None):
         """Run ``n_epochs`` epochs in one kernel call; returns their mean losses.
+
+        ``rates``: the learning rate of each epoch (default: the current one throughout).
 
         Without ``want_loss`` the data part of the loss is not computed, which saves
         a logarithm per output and sample; divergence is then seen in the weights.
@@ -598,7 +648,7 @@ class _Trainer:
         losses = np.empty(n_epochs, dtype=np.float64)
         run_epochs(params, self.X, self.Y, self.SW, orders, net._table, self.batch,
                    net._optimizer.kind, net._hyper, net._opt_state, self.abuf, self.tmp,
-                   self.grad, losses, want_loss)
+                   self.grad, _NO_RATES if rates is None else rates, losses, want_loss)
         if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))):
             raise DivergenceError(
                 f"training diverged (loss {losses[-1]!r}): the loss or the weights became "
@@ -606,6 +656,19 @@ class _Trainer:
                 f"lower it or scale the inputs. The weights from before the failing epoch "
                 f"were restored.")
         return losses
+
+
+_NO_RATES = np.empty(0, dtype=np.float64)
+
+
+def _epochs_per_call(remaining, n_train, n_params):
+    """How many epochs one kernel call runs when nothing happens between epochs: enough to
+    make Python's per-epoch cost negligible, few enough to keep each call under about
+    ``_config.EPOCH_CALL_WORK`` multiply-adds (Ctrl-C waits for the call) and the orders
+    under ``_config.EPOCH_CALL_ROWS`` indices."""
+    by_work = _config.EPOCH_CALL_WORK // max(1, n_train * n_params)
+    by_rows = _config.EPOCH_CALL_ROWS // max(1, n_train)
+    return int(max(1, min(remaining, by_work, by_rows)))
 
 
 def _check_callbacks(callbacks):

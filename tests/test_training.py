@@ -8,6 +8,7 @@ from threadpoolctl import threadpool_info
 
 import fastbp
 from fastbp import optim, reference
+from fastbp._kernels.optimizers import H_LR
 
 from conftest import make_data, targets_2d
 
@@ -199,6 +200,54 @@ def test_warm_start_equals_one_long_fit(rule):
     two.fit(X, y, epochs=5, batch_size=16, learning_rate=0.01, optimizer=rule, warm_start=True)
     assert np.array_equal(one.get_params_vector(), two.get_params_vector())
     assert one.loss_curve_ == two.loss_curve_ and two.n_iter_ == 10 and two.t_ == 600
+
+
+@pytest.mark.parametrize("schedule", ["constant", "invscaling", "cosine"])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_epochs_batched_into_one_call_equal_epoch_by_epoch(schedule, shuffle):
+    # Without per-epoch work fit hands the kernel many epochs per call; a callback forces
+    # one call per epoch.  Same weights, history and random state, bit for bit.
+    X, y = make_data(60, 4, 3, "softmax")
+    kwargs = dict(epochs=30, batch_size=16, learning_rate=0.05, optimizer="adam",
+                  schedule=schedule, shuffle=shuffle)
+    batched = fastbp.Network(SHAPE, output="softmax", random_state=5).fit(X, y, **kwargs)
+    calls = []
+    single = fastbp.Network(SHAPE, output="softmax", random_state=5).fit(
+        X, y, callbacks=lambda epoch, metrics: calls.append(metrics["learning_rate"]), **kwargs)
+    assert len(calls) == 30
+    assert np.array_equal(batched.get_params_vector(), single.get_params_vector())
+    assert batched.loss_curve_ == single.loss_curve_ and batched.n_iter_ == 30
+    assert batched.t_ == single.t_ and batched.best_loss_ == single.best_loss_
+    assert np.array_equal(batched._perm, single._perm)
+    assert batched._hyper[H_LR] == calls[-1] == single._hyper[H_LR]
+    assert batched._rng.randint(10 ** 9) == single._rng.randint(10 ** 9)
+
+
+def test_epochs_per_call_is_bounded(monkeypatch):
+    from fastbp import network
+
+    assert network._epochs_per_call(100, 800, 41) == 100          # tiny nets: all at once
+    assert network._epochs_per_call(100, 60000, 235146) == 1      # big ones: one by one
+    monkeypatch.setattr(fastbp._config, "EPOCH_CALL_ROWS", 1000)
+    assert network._epochs_per_call(100, 400, 1) == 2
+
+
+def test_divergence_inside_batched_epochs_stops_at_the_failing_epoch():
+    # The batched call fails as a whole; the fit replays it epoch by epoch, so the history
+    # and the restored weights are those just before the first failing epoch.
+    X, y = make_data(64, 3, 1, "identity")
+    X = X * 30
+    kwargs = dict(epochs=40, batch_size=64, optimizer="sgd", learning_rate=0.05, shuffle=False)
+    batched = fastbp.Network([3, 16, 1], dtype=np.float64, random_state=0)
+    with pytest.raises(fastbp.DivergenceError):
+        batched.fit(X, y, **kwargs)
+    single = fastbp.Network([3, 16, 1], dtype=np.float64, random_state=0)
+    with pytest.raises(fastbp.DivergenceError):
+        single.fit(X, y, callbacks=lambda epoch, metrics: None, **kwargs)
+    assert 0 < batched.n_iter_ < 40
+    assert batched.loss_curve_ == single.loss_curve_
+    assert np.array_equal(batched.get_params_vector(), single.get_params_vector())
+    assert np.isfinite(batched.get_params_vector()).all()
 
 
 def test_without_warm_start_the_optimizer_starts_afresh():

@@ -11,7 +11,7 @@ from .activations import IDENTITY
 from .dense import (bias_gradient, blas_forward, blas_weight_gradient, dense_backward,
                     dense_forward, use_blas)
 from .losses import loss_and_delta, output_activation
-from .optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, clip, l2_penalty, step
+from .optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, clip, l2_penalty, step
 
 
 @njit
@@ -114,7 +114,7 @@ def weight_sum(SW, order, start, nb):
 
 @njit
 def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state, abuf, tmp, grad,
-               losses, want_loss):
+               rates, losses, want_loss):
     """Train for ``losses.shape[0]`` epochs, updating ``params`` after every minibatch.
 
     Epoch ``e`` visits the rows ``orders[e % len(orders)]`` of ``X`` (all of them, or
@@ -123,7 +123,8 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     Each batch's gradient gets the L2 term and clipping, then the optimizer ``kind``
     takes a step (see ``optimizers``).  ``losses[e]`` receives the epoch's mean of
     the batch losses weighted by batch size, each taken before its batch's update
-    (only the L2 part when ``want_loss`` is false).
+    (only the L2 part when ``want_loss`` is false).  When ``rates`` is not empty, epoch
+    ``e`` runs at the learning rate ``rates[e]``; otherwise at ``hyper``'s.
     """
     n = orders.shape[1]
     alpha = hyper[H_ALPHA]
@@ -131,6 +132,8 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     same_batch = batch_size >= n and orders.shape[0] == 1
     for e in range(losses.shape[0]):
         order = orders[e % orders.shape[0]]
+        if rates.shape[0] > 0:
+            hyper[H_LR] = rates[e]
         total = 0.0
         for start in range(0, n, batch_size):
             nb = min(batch_size, n - start)
