@@ -57,11 +57,39 @@ def test_accuracy_in_ulps(apply, name, reference, ulps):
                                rtol=1e-12, atol=5e-324 * 4)
 
 
-@pytest.mark.parametrize("name", ["exp", "expm1", "tanh", "sigmoid"])
+@pytest.mark.parametrize("name", ["exp", "expm1", "tanh", "sigmoid", "log", "log1p"])
 def test_special_values(apply, name):
-    x = np.array([np.nan, np.inf, -np.inf, 0.0])
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0])
+    if name.startswith("log"):  # the edges of their domains
+        x = np.concatenate([x, [-1.0, -2.0, 5e-324, 1.0]])
     out = np.empty_like(x)
     apply(getattr(mathfn, name), x, out)
     with np.errstate(all="ignore"):
-        ref = {"exp": np.exp, "expm1": np.expm1, "tanh": np.tanh, "sigmoid": exact_sigmoid}[name](x)
+        ref = {"exp": np.exp, "expm1": np.expm1, "tanh": np.tanh, "sigmoid": exact_sigmoid,
+               "log": np.log, "log1p": np.log1p}[name](x)
     np.testing.assert_array_equal(out, ref)
+
+
+def positive_grid():
+    return np.concatenate([np.geomspace(5e-324, 1.7e308, 200_001), np.linspace(0.5, 2.0, 100_001),
+                           1 + np.linspace(-1e-6, 1e-6, 2001), [1.0, np.nextafter(1, 2),
+                                                                np.nextafter(1, 0), 2.0, 0.5]])
+
+
+@pytest.mark.parametrize("name, shift, ulps", [("log", 0.0, 1.0), ("log1p", -1.0, 1.0)])
+def test_logarithms_in_ulps(apply, name, shift, ulps):
+    # log over every binade, subnormals included; log1p from -1 up, and close to 0
+    x = positive_grid() + shift
+    if name == "log1p":
+        x = np.concatenate([x, np.linspace(-1e-6, 1e-6, 2001), np.geomspace(1e-300, 1e-3, 1001),
+                            -np.geomspace(1e-300, 1e-3, 1001)])
+        x = x[x > -1]
+    out = np.empty_like(x)
+    apply(getattr(mathfn, name), x, out)
+    xl = (x.astype(np.longdouble) - shift) if name == "log" else x.astype(np.longdouble) + 1
+    ref = np.log(xl) if name == "log" else np.log1p(x.astype(np.longdouble))
+    ref64 = ref.astype(np.float64)
+    ok = (ref64 != 0) & (np.abs(ref64) >= np.finfo(np.float64).tiny)
+    rel = np.abs((out[ok] - ref[ok]) / ref[ok]).astype(np.float64)
+    assert rel.max() <= ulps * EPS, (rel.max() / EPS, x[ok][rel.argmax()])
+    assert np.array_equal(out[~ok], ref64[~ok])

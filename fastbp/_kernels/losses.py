@@ -76,9 +76,9 @@ def loss_and_delta(code, Z, Y, SW, order, start, nb, n_out, scale, want_loss, sc
                     term = 0.5 * (z - yb) * (z - yb)
                 elif code == OUT_SIGMOID:
                     # -y log p - (1 - y) log(1 - p) = log(1 + exp(z)) - y z
-                    term = max(z, 0.0) + np.log1p(mathfn.exp(-abs(z))) - yb * z
+                    term = max(z, 0.0) + mathfn.log1p(mathfn.exp(-abs(z))) - yb * z
                 else:  # Poisson: y log(y / p) - y + p with p = exp(z)
-                    term = (yb * np.log(yb) if yb > 0.0 else 0.0) - yb * z - yb + mathfn.exp(z)
+                    term = (yb * mathfn.log(yb) if yb > 0.0 else 0.0) - yb * z - yb + mathfn.exp(z)
                 total += np.float64(w[b]) * term
         if code == OUT_IDENTITY:
             for b in range(nb):
@@ -112,7 +112,7 @@ def _softmax_loss(Z, Y, SW, order, start, nb, n_out, scale, scratch):
     _softmax_columns(Z, nb, n_out, m, ssum)
     for b in range(nb):
         r = order[start + b]
-        lse = np.float64(m[b]) + np.log(np.float64(ssum[b]))
+        lse = np.float64(m[b]) + mathfn.log(ssum[b])
         total += np.float64(SW[r]) * (lse * np.float64(ys[b]) - np.float64(yz[b]))
         ssum[b] = one / ssum[b]
         m[b] = SW[r] * s  # reused: each sample's weight times scale
