@@ -1,0 +1,40 @@
+"""Epoch orders drawn in compiled code equal NumPy's RandomState.permutation draws."""
+import numpy as np
+import pytest
+
+from fastbp._kernels.shuffle import draw_epoch_orders
+
+
+def numpy_orders(rng, perm, rows, k):
+    out = []
+    for _ in range(k):
+        perm = perm[rng.permutation(perm.shape[0])]
+        out.append(rows[perm])
+    return np.array(out), perm
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 624, 625, 800, 1437, 100_000])
+@pytest.mark.parametrize("seed", [0, 1, 12345])
+def test_same_permutations_and_final_state_as_numpy(n, seed):
+    a, b = np.random.RandomState(seed), np.random.RandomState(seed)
+    a.randint(7, size=seed % 5)  # start mid-stream
+    b.randint(7, size=seed % 5)
+    rows = np.arange(n, dtype=np.int64) * 3 + 1
+    start = np.random.RandomState(99).permutation(n).astype(np.int64)
+    expected, perm_a = numpy_orders(a, start.copy(), rows, 4)
+    perm_b = start.copy()
+    got = draw_epoch_orders(b, perm_b, rows, 4)
+    assert np.array_equal(got, expected)
+    assert np.array_equal(perm_b, perm_a)
+    assert a.randint(2 ** 31) == b.randint(2 ** 31)  # the generators end in the same state
+    assert a.standard_normal() == b.standard_normal()
+
+
+def test_other_bit_generators_fall_back_to_numpy():
+    a = np.random.RandomState(np.random.PCG64(5))
+    b = np.random.RandomState(np.random.PCG64(5))
+    rows = np.arange(50, dtype=np.int64)
+    expected, perm_a = numpy_orders(a, rows.copy(), rows, 3)
+    perm_b = rows.copy()
+    assert np.array_equal(draw_epoch_orders(b, perm_b, rows, 3), expected)
+    assert np.array_equal(perm_b, perm_a)
