@@ -28,15 +28,18 @@ def bias_activation(row, bias, code):
     if code == IDENTITY:
         for b in range(n):
             row[b] += bias
+    # The rectifiers are written as min / max and products with a comparison, not as
+    # conditional expressions: LLVM may turn those into branches when it does not
+    # vectorize a loop, and a branch on the sign of shuffled data is mispredicted half
+    # the time (measured: a third of a tiny epoch).
     elif code == RELU:
         for b in range(n):
-            v = row[b] + bias
-            row[b] = v if v > zero else zero
+            row[b] = max(row[b] + bias, zero)
     elif code == LEAKY_RELU:
         slope = row.dtype.type(LEAKY_SLOPE)
         for b in range(n):
             v = row[b] + bias
-            row[b] = v if v > zero else slope * v
+            row[b] = max(v, zero) + slope * min(v, zero)
     elif code == TANH:
         for b in range(n):
             row[b] = row.dtype.type(mathfn.tanh(row[b] + bias))
@@ -56,11 +59,12 @@ def backprop_row(out, t, a, code):
     n = t.shape[0]
     if code == RELU:
         for b in range(n):
-            out[b] = t[b] if a[b] > zero else zero
+            out[b] = t[b] * (a[b] > zero)
     elif code == LEAKY_RELU:
         slope = t.dtype.type(LEAKY_SLOPE)
+        rest = one - slope
         for b in range(n):
-            out[b] = t[b] if a[b] > zero else slope * t[b]
+            out[b] = t[b] * (slope + rest * (a[b] > zero))
     elif code == TANH:
         for b in range(n):
             out[b] = t[b] * (one - a[b] * a[b])
