@@ -12,80 +12,39 @@ The size profile comes from the environment variable ``FASTBP_BENCH_PROFILE``:
     A few rows of every workload: the pytest smoke test, which runs each benchmark once.
 
 The profile is read when a workload is asked for, not at import, so a test can set it.
-Nothing here is a benchmark: asv looks for ``time_``, ``peakmem_``, ``track_`` ... names
-only in the suite modules.
+The workloads themselves, their random data and the peers are defined in
+:mod:`fastbp.peers` (``python -m fastbp compare`` runs them too); this module adds the
+profiles and asv's conventions.  Nothing here is a benchmark: asv looks for ``time_``,
+``peakmem_``, ``track_`` ... names only in the suite modules.
 """
 import functools
-import importlib.util
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
+# The workloads, their random data and the check for an installed peer live in the
+# package (``python -m fastbp compare`` needs them too); they are re-exported here under
+# the names the suites use.  LIBRARIES lists every library a suite compares: the peers
+# absent here are skipped (NotImplementedError, see ``require``), so the parameter lists,
+# and with them the benchmark ids, are the same on every machine.
+from fastbp.peers import (  # noqa: F401  (re-exported)
+    _SPECS,
+    LIBRARIES,
+    SEED,
+    WORKLOAD_NAMES,
+    Workload,
+    _random_data,
+    get_data,
+    installed,
+)
+from fastbp.peers import workload as _workload
+
 PROFILE_VARIABLE = "FASTBP_BENCH_PROFILE"
-SEED = 0
 
-#: Every library a suite can compare; the peers absent here are skipped (NotImplementedError),
-#: so the parameter list, and with it the benchmark ids, are the same on every machine.
-LIBRARIES = ["fastbp", "numpy", "sklearn", "torch", "jax"]
-_MODULES = {"fastbp": "fastbp", "numpy": "numpy", "sklearn": "sklearn", "torch": "torch",
-            "jax": "jax"}
-
-WORKLOAD_NAMES = ["tiny", "small", "medium", "large"]
 #: The stochastic optimizers; ``lbfgs`` has its own benchmark (one epoch is one iteration).
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw"]
 DTYPES = ["float32", "float64"]
-
-
-@dataclass(frozen=True)
-class Workload:
-    """A network, its training settings and its data size under the current profile.
-
-    ``n_samples`` is the size of the timed epoch under the profile, ``n_full`` the size
-    the workload is defined with; ``epochs`` is how many epochs one timed call runs
-    (several for the tiny workload, so that the once-per-fit cost of ``fit`` is spread
-    over epochs as it is in a real fit; the time benchmarks report seconds per epoch).
-    """
-
-    name: str
-    layers: tuple
-    output: str
-    dtype: str
-    batch_size: int
-    learning_rate: float
-    n_full: int
-    n_samples: int
-    epochs: int
-
-    @property
-    def n_classes(self):
-        return 2 if self.output == "sigmoid" else self.layers[-1]
-
-    @property
-    def batch(self):
-        """The batch size, capped at the samples (the tiny workload is full batch)."""
-        return min(self.batch_size, self.n_samples)
-
-    @property
-    def n_weights(self):
-        return sum(a * b for a, b in zip(self.layers[:-1], self.layers[1:]))
-
-    @property
-    def flops_per_sample(self):
-        """Useful floating-point operations of one training sample: a multiply-add per
-        weight forward (2P), two backward (the weight gradient and the delta passed down,
-        4P), less the delta the first layer never passes down (2 P_first)."""
-        return 6 * self.n_weights - 2 * self.layers[0] * self.layers[1]
-
-
-#: name: (layers, output, dtype, batch, learning rate, samples in the workload's definition)
-_SPECS = {
-    "tiny": ((2, 10, 1), "sigmoid", "float64", 800, 0.1, 800),
-    "small": ((64, 128, 64, 10), "softmax", "float32", 32, 0.01, 1437),
-    "medium": ((784, 256, 128, 10), "softmax", "float32", 128, 0.01, 60000),
-    "large": ((1024, 2048, 2048, 10), "softmax", "float32", 256, 0.01, 16384),
-}
 
 #: profile: workload: (samples per timed epoch, epochs per timed call)
 PROFILES = {
@@ -104,37 +63,15 @@ def profile():
 
 
 def workload(name):
-    """The :class:`Workload` called ``name`` under the current profile."""
-    layers, output, dtype, batch, lr, n_full = _SPECS[name]
+    """The :class:`~fastbp.peers.Workload` called ``name`` under the current profile:
+    ``n_samples`` is the size of the timed epoch, ``epochs`` the epochs of a timed call."""
     n, epochs = PROFILES[profile()][name]
-    return Workload(name, layers, output, dtype, batch, lr, n_full, n, epochs)
+    return _workload(name, n_samples=n, epochs=epochs)
 
 
 def epochs_per_call(w, optimizer):
     """Epochs per timed call: one for L-BFGS, whose epoch is a whole-data iteration."""
     return 1 if optimizer == "lbfgs" else w.epochs
-
-
-@functools.lru_cache(maxsize=8)
-def _random_data(n, n_in, n_classes, dtype, seed):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, n_in), dtype=np.float64).astype(dtype)
-    y = rng.permutation(np.arange(n) % n_classes)  # every class, in equal shares
-    return X, y
-
-
-def get_data(w, dtype=None):
-    """Random inputs (standard normal) and balanced random class labels of workload ``w``,
-    from a fixed seed.
-
-    Labels are integer class indices for a softmax output and 0.0 / 1.0 for a sigmoid
-    one.  The arrays are cached: never write into them.
-    """
-    dtype = np.dtype(dtype or w.dtype)
-    X, y = _random_data(w.n_samples, w.layers[0], w.n_classes, dtype.name, SEED)
-    if w.output == "sigmoid":
-        y = y.astype(dtype)
-    return X, y
 
 
 @functools.lru_cache(maxsize=1)
@@ -161,11 +98,6 @@ def _digits(dtype):
 def get_digits(dtype="float32"):
     """load_digits scaled to [0, 1], 80/20 split (1437 training rows: the small workload)."""
     return _digits(np.dtype(dtype).name)
-
-
-def installed(library):
-    """Whether the peer ``library`` (a name in :data:`LIBRARIES`) can be imported."""
-    return importlib.util.find_spec(_MODULES[library]) is not None
 
 
 def require(library):

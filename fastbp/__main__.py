@@ -1,4 +1,5 @@
-"""Command line: ``python -m fastbp [demo] [--plot PATH]``, ``python -m fastbp dashboard``."""
+"""Command line: ``python -m fastbp [demo] [--plot PATH]``, ``python -m fastbp compare [options]``,
+``python -m fastbp dashboard``."""
 import argparse
 import os
 import sys
@@ -15,6 +16,13 @@ def main(argv=None):
         "demo", help="train the seed article's example with fastbp and with NumPy (default)")
     # SUPPRESS: `python -m fastbp --plot a.png demo` keeps the top-level value.
     demo_parser.add_argument("--plot", metavar="PATH", default=argparse.SUPPRESS, help=_PLOT_HELP)
+    # The comparison's options live with it; its module imports nothing heavy.
+    from .compare import DESCRIPTION as compare_description, add_arguments as compare_arguments
+
+    compare_parser = sub.add_parser(
+        "compare", help="time fastbp against its peers (NumPy, scikit-learn, PyTorch, JAX) on "
+                        "four workloads", description=compare_description)
+    compare_arguments(compare_parser)
     dashboard_parser = sub.add_parser(
         "dashboard", help="make the asv dashboard work offline: its JavaScript and CSS from the "
                           "npm registry (npm pack) beside index.html, after `asv publish`")
@@ -28,6 +36,10 @@ def main(argv=None):
         from .dashboard import main as dashboard
 
         return dashboard(args.html_dir, args.cache_dir)
+    if args.command == "compare":
+        from .compare import run as compare
+
+        return compare(args, compare_parser)
     if args.plot is not None:
         folder = os.path.dirname(os.path.abspath(args.plot))
         if not os.path.isdir(folder):
