@@ -2,7 +2,8 @@
 
 The Python side owns what happens once per epoch (learning-rate schedule, shuffling,
 validation, early stopping, callbacks, progress, Ctrl-C); everything inside an
-epoch is one kernel call (``_kernels.epoch.run_epochs``).
+epoch is one kernel call (``_kernels.epoch.run_epochs``), and when nothing happens
+between epochs, so is a whole batch of them.
 """
 import contextlib
 import signal
