@@ -1,7 +1,7 @@
 """Architecture -> small integer arrays for the kernels, and views into the flat vector."""
 import numpy as np
 
-from ._kernels.activations import IDENTITY, LEAKY_RELU, LOGISTIC, RELU, TANH
+from ._kernels.activations import ELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU, SOFTPLUS, TANH
 from ._kernels.losses import (OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX,
                               SCRATCH_PER_SAMPLE)
 
@@ -13,6 +13,8 @@ ACTIVATIONS = {
     "tanh": TANH,
     "relu": RELU,
     "leaky_relu": LEAKY_RELU,
+    "elu": ELU,
+    "softplus": SOFTPLUS,
 }
 
 #: Output layers by public name; each implies its loss.

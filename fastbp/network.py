@@ -38,8 +38,9 @@ class Network:
     ----------
     layers : sequence of int
         Widths of every layer, input first, output last.
-    activation : {'identity', 'logistic', 'sigmoid', 'tanh', 'relu', 'leaky_relu'}, default='relu'
-        Activation of every hidden layer (``sigmoid`` is an alias of ``logistic``).
+    activation : str, default='relu'
+        Activation of every hidden layer: 'identity', 'logistic' (alias 'sigmoid'), 'tanh',
+        'relu', 'leaky_relu' (slope 0.01), 'elu' (alpha 1) or 'softplus'.
     output : {'identity', 'sigmoid', 'softmax', 'poisson'}, default='identity'
         Output layer, which fixes the loss: squared error, binary (or multilabel)
         log loss, categorical log loss, or (exp output) Poisson deviance.

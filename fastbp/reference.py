@@ -27,6 +27,8 @@ ACTIVATIONS = {
     "tanh": np.tanh,
     "relu": lambda z: np.maximum(z, 0),
     "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
+    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
+    "softplus": lambda z: np.logaddexp(0, z),
 }
 
 # g'(z) written with the activation's output a = g(z).
@@ -37,6 +39,8 @@ DERIVATIVES = {
     "tanh": lambda a: 1 - a ** 2,
     "relu": lambda a: (a > 0).astype(a.dtype),
     "leaky_relu": lambda a: np.where(a > 0, 1.0, LEAKY_SLOPE).astype(a.dtype),
+    "elu": lambda a: np.where(a > 0, 1, a + 1).astype(a.dtype),
+    "softplus": lambda a: -np.expm1(-a),
 }
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu"]
+ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus"]
 OUTPUTS = ["identity", "sigmoid", "softmax", "poisson"]
 
 

@@ -15,6 +15,8 @@ LOGISTIC = 1
 TANH = 2
 RELU = 3
 LEAKY_RELU = 4
+ELU = 5
+SOFTPLUS = 6
 
 #: Slope of ``leaky_relu`` for negative inputs (PyTorch's default).
 LEAKY_SLOPE = 0.01
@@ -46,6 +48,14 @@ def bias_activation(row, bias, code):
     elif code == LOGISTIC:
         for b in range(n):
             row[b] = row.dtype.type(mathfn.sigmoid(row[b] + bias))
+    elif code == ELU:  # alpha = 1 (PyTorch's default): z above 0, e^z - 1 below
+        for b in range(n):
+            v = row[b] + bias
+            row[b] = max(v, zero) + row.dtype.type(mathfn.expm1(min(v, zero)))
+    elif code == SOFTPLUS:  # log(1 + e^z), without overflow
+        for b in range(n):
+            v = np.float64(row[b] + bias)
+            row[b] = row.dtype.type(max(v, 0.0) + mathfn.log1p(mathfn.exp(-abs(v))))
 
 
 @njit
@@ -71,6 +81,12 @@ def backprop_row(out, t, a, code):
     elif code == LOGISTIC:
         for b in range(n):
             out[b] = t[b] * (a[b] * (one - a[b]))
+    elif code == ELU:  # 1 above 0, e^z = a + 1 below
+        for b in range(n):
+            out[b] = t[b] * (one + min(a[b], zero))
+    elif code == SOFTPLUS:  # sigmoid(z) = 1 - e^-a
+        for b in range(n):
+            out[b] = t[b] * t.dtype.type(-mathfn.expm1(-np.float64(a[b])))
     else:
         for b in range(n):
             out[b] = t[b]
