@@ -59,6 +59,7 @@ def save(net, path):
         "params": net._params,
         "loss_curve": np.asarray(net.loss_curve_, dtype=np.float64),
         "validation_scores": np.asarray(net.validation_scores_, dtype=np.float64),
+        "gradient_norms": net.gradient_norms_,
         "rng_keys": np.asarray(rng_state[1], dtype=np.uint32),
     }
     if net._optimizer is not None:
@@ -147,6 +148,9 @@ def load(path):
     net._params[:] = data["params"]
     net.loss_curve_ = data["loss_curve"].tolist()
     net.validation_scores_ = data["validation_scores"].tolist()
+    if "gradient_norms" in data:  # absent from files of fastbp before it recorded them
+        _expect(data, "gradient_norms", (len(net.loss_curve_), len(layers) - 1), np.float64, bad)
+        net._gradient_norms = list(data["gradient_norms"])
     try:
         rng = spec["rng"]
         pos, has_gauss, gauss = rng["pos"], rng["has_gauss"], rng["cached_gaussian"]

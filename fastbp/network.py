@@ -123,6 +123,7 @@ class Network:
         self._no_improvement = 0
         self._perm = None        # visiting order of the training rows, by position
         self.loss_curve_ = []
+        self._gradient_norms = []
         self.validation_scores_ = []
         self.best_loss_ = None
         self.best_validation_score_ = None
@@ -361,8 +362,8 @@ class Network:
                             self._perm = perm
                             batched = False
                             continue
-                        for loss in losses.tolist():
-                            self._finish_epoch(loss, n_train)
+                        for loss, norms in zip(losses.tolist(), trainer.norms):
+                            self._finish_epoch(loss, n_train, norms)
                             self._update_no_improvement({"loss": loss}, False, None, None)
                         done += k
                         trainer.commit()
@@ -373,7 +374,7 @@ class Network:
                     orders, rates = self._plan_epochs(1, train_rows, shuffle, lr0, sched, epochs)
                     lr = float(rates[0])
                     loss = float(trainer.run(orders, 1, rates=rates)[0])
-                    self._finish_epoch(loss, n_train)
+                    self._finish_epoch(loss, n_train, trainer.norms[0])
                     done += 1
                     metrics = {"loss": loss, "learning_rate": lr}
                     if val is not None:
@@ -424,11 +425,27 @@ class Network:
                               for e in range(k)], dtype=np.float64)
         return orders, rates
 
-    def _finish_epoch(self, loss, n_train):
+    def _layer_norms(self, g):
+        """Norm of each layer's weights in the flat vector ``g``."""
+        return np.array([np.linalg.norm(g[w0:w0 + n_in * n_out].astype(np.float64))
+                         for n_in, n_out, _, w0, _ in self._table], dtype=np.float64)
+
+    def _finish_epoch(self, loss, n_train, norms):
         self._epoch += 1
         self.n_iter_ += 1
         self.t_ += n_train
         self.loss_curve_.append(loss)
+        self._gradient_norms.append(norms.copy())
+
+    @property
+    def gradient_norms_(self):
+        """ndarray of shape (n_epochs, n_layers): for each epoch, the norm of each layer's
+        weight gradient (L2 term included, before clipping), averaged over the epoch's
+        minibatches (L-BFGS: the full-data gradient at each iteration's point).  Layers
+        whose gradients are orders of magnitude below the last one's are not learning
+        (vanishing gradients); fast-growing norms foretell divergence."""
+        return np.array(self._gradient_norms, dtype=np.float64).reshape(
+            len(self._gradient_norms), self._table.shape[0])
 
     def _update_no_improvement(self, metrics, early_stopping, tol, best_params):
         """scikit-learn's bookkeeping of the best loss / score; returns the count of epochs
@@ -461,9 +478,12 @@ class Network:
         last_good = params.copy()
         grads = _GradientBuffers(self, len(train_rows))
 
+        last = {}
+
         def fun(theta):
             params[:] = theta
             loss, g = grads.compute(X, Y, SW, train_rows, alpha)
+            last["theta"], last["g"] = theta.copy(), g
             return loss, g.astype(np.float64)
 
         stopped = []
@@ -471,6 +491,9 @@ class Network:
         def callback(intermediate_result):
             loss = float(intermediate_result.fun)
             self.loss_curve_.append(loss)
+            if not np.array_equal(last.get("theta"), intermediate_result.x):
+                fun(intermediate_result.x)
+            self._gradient_norms.append(self._layer_norms(last["g"]))
             self.n_iter_ += 1
             self.t_ += len(train_rows)
             self.best_loss_ = loss if self.best_loss_ is None else min(self.best_loss_, loss)
@@ -638,7 +661,8 @@ class _Trainer:
         self._state_good[1][:] = self.net._hyper
 
     def run(self, orders, n_epochs, want_loss=True, rates=None):
-        """Run ``n_epochs`` epochs in one kernel call; returns their mean losses.
+        """Run ``n_epochs`` epochs in one kernel call; returns their mean losses (and leaves
+        each epoch's mean weight-gradient norm per layer in ``self.norms``).
 
         ``rates``: the learning rate of each epoch (default: the current one throughout).
 
@@ -648,9 +672,11 @@ class _Trainer:
         net = self.net
         params = net._params
         losses = np.empty(n_epochs, dtype=np.float64)
+        self.norms = np.empty((n_epochs, net._table.shape[0]), dtype=np.float64)
         run_epochs(params, self.X, self.Y, self.SW, orders, net._table, self.batch,
                    net._optimizer.kind, net._hyper, net._opt_state, self.abuf, self.tmp,
-                   self.grad, _NO_RATES if rates is None else rates, losses, want_loss)
+                   self.grad, _NO_RATES if rates is None else rates, losses, self.norms,
+                   want_loss)
         if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))):
             raise DivergenceError(
                 f"training diverged (loss {losses[-1]!r}): the loss or the weights became "

@@ -109,6 +109,54 @@ def loss_curve(net, ax=None):
     return ax
 
 
+def gradient_norms(net, ax=None):
+    """Plot each layer's weight-gradient norm per epoch on a log scale.
+
+    A first layer whose norm lies orders of magnitude below the last layer's is barely
+    learning (vanishing gradients); norms that climb epoch after epoch warn of exploding
+    ones.
+
+    Parameters
+    ----------
+    net : fastbp.Network
+        A fitted network; its ``gradient_norms_`` (epochs x layers) are plotted, one line
+        per dense layer, layer 1 being the first.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; by default a new figure is made with ``plt.subplots()``.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+
+    Raises
+    ------
+    ImportError
+        When matplotlib is not installed.
+    TypeError
+        When ``net`` is not a ``fastbp.Network``.
+    ValueError
+        When ``net`` has recorded no gradient norms (it has not been fitted).
+    """
+    net = _network(net, "gradient_norms", compat=False)
+    norms = net.gradient_norms_
+    if norms.shape[0] == 0:
+        raise ValueError(f"{net!r} has no gradient norms: fit it first")
+    ax = _axes(ax)
+    epochs = np.arange(1, norms.shape[0] + 1)
+    cmap = _matplotlib().colormaps["viridis"]
+    n_layers = norms.shape[1]
+    for l in range(n_layers):
+        # Zero norms (a dead layer) have no place on a log axis: they are left as gaps.
+        values = np.where(norms[:, l] > 0, norms[:, l], np.nan)
+        ax.plot(epochs, values, color=cmap(l / max(n_layers - 1, 1)), label=f"layer {l + 1}")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("weight-gradient norm (mean over the epoch's batches)")
+    ax.set_title("Gradient norm per layer")
+    ax.legend(loc="best", ncol=max(1, n_layers // 8), fontsize="small")
+    return ax
+
+
 def _margin(lo, hi):
     span = hi - lo
     return 0.1 * span if span > 0 else 0.5

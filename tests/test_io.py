@@ -65,6 +65,8 @@ def assert_same_network(a, b):
     assert type(b.loss_curve_) is list and type(b.validation_scores_) is list
     assert b.loss_curve_ == a.loss_curve_
     assert b.validation_scores_ == a.validation_scores_
+    assert np.array_equal(b.gradient_norms_, a.gradient_norms_)
+    assert b.gradient_norms_.shape == (len(a.loss_curve_), len(a.layers) - 1)
     for key in HISTORY:
         assert getattr(b, key) == getattr(a, key), key
         assert type(getattr(b, key)) is type(getattr(a, key)), key
@@ -144,8 +146,8 @@ def test_file_holds_plain_arrays_only(tmp_path):
     with zipfile.ZipFile(tmp_path / "m.npz") as z:
         assert all(name.endswith(".npy") for name in z.namelist())
     with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
-        assert {"spec", "params", "loss_curve", "validation_scores", "rng_keys", "opt_state",
-                "hyper", "perm"} == set(archive.files)
+        assert {"spec", "params", "loss_curve", "validation_scores", "gradient_norms", "rng_keys",
+                "opt_state", "hyper", "perm"} == set(archive.files)
         assert all(archive[name].dtype != object for name in archive.files)
         spec = json.loads(str(archive["spec"]))
     assert spec["format"] == fio.FORMAT and spec["version"] == fio.VERSION

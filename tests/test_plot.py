@@ -15,7 +15,7 @@ from matplotlib.contour import ContourSet  # noqa: E402
 
 from fastbp import Network, NeuralNetwork, demo  # noqa: E402
 from fastbp import __main__ as cli  # noqa: E402
-from fastbp.plot import decision_boundary, loss_curve  # noqa: E402
+from fastbp.plot import decision_boundary, gradient_norms, loss_curve  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -221,3 +221,21 @@ def test_python_m_fastbp_plot_writes_a_png(tmp_path):
     assert done.stdout.count("test accuracy") == 4
     assert str(out) in done.stdout
     _assert_png(out)
+
+
+def test_gradient_norms_draws_one_log_line_per_layer():
+    X, y = blobs(80, 3)
+    net = Network([2, 8, 8, 3], output="softmax", random_state=0).fit(X, y, epochs=6)
+    ax = gradient_norms(net)
+    assert ax.get_yscale() == "log" and len(ax.lines) == 3
+    for l, line in enumerate(ax.lines):
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(1, 7))
+        np.testing.assert_allclose(line.get_ydata(), net.gradient_norms_[:, l])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["layer 1", "layer 2", "layer 3"]
+
+
+def test_gradient_norms_of_an_unfitted_network_raises():
+    with pytest.raises(ValueError, match="fit it first"):
+        gradient_norms(Network([2, 3, 1]))
+    with pytest.raises(TypeError, match="fastbp.Network"):
+        gradient_norms(object())

@@ -554,3 +554,56 @@ def test_bad_sample_weights_are_named():
                       (["a"] * 10, "sample_weight must be numeric")]:
         with pytest.raises((ValueError, TypeError), match=match):
             net.fit(X, y, sample_weight=sw, epochs=1)
+
+
+def _layer_norms(gW):
+    return np.array([np.linalg.norm(g) for g in gW])
+
+
+@pytest.mark.parametrize("per_epoch_calls", [False, True])
+def test_gradient_norms_are_those_of_each_epochs_gradient(per_epoch_calls):
+    # Full batch, no shuffling: epoch e's norms are those of the gradient (L2 term
+    # included) at the weights it starts from.
+    X, y = make_data(50, 4, 3, "softmax")
+    net = fastbp.Network([4, 6, 5, 3], output="softmax", dtype=np.float64, random_state=1)
+    starts = []
+    kwargs = dict(epochs=4, batch_size=50, learning_rate=0.5, alpha=0.3, shuffle=False)
+    if per_epoch_calls:
+        kwargs["callbacks"] = lambda epoch, metrics: None
+    w0 = [W.copy() for W in net.coefs_], [b.copy() for b in net.intercepts_]
+    net.fit(X, y, **kwargs)
+    assert net.gradient_norms_.shape == (4, 3)
+    coefs, intercepts = w0
+    Y = targets_2d(y, 3, "softmax")
+    for e in range(4):
+        _, gW, gb = reference.loss_and_gradients(coefs, intercepts, X, Y, "relu", "softmax")
+        gW = [g + 0.3 * W / 50 for g, W in zip(gW, coefs)]
+        np.testing.assert_allclose(net.gradient_norms_[e], _layer_norms(gW), rtol=1e-10)
+        coefs = [W - 0.5 * g for W, g in zip(coefs, gW)]
+        intercepts = [b - 0.5 * g for b, g in zip(intercepts, gb)]
+
+
+def test_gradient_norms_average_the_batches_and_continue_with_warm_start():
+    X, y = make_data(60, 4, 3, "softmax")
+    one = fastbp.Network(SHAPE, output="softmax", random_state=3)
+    one.fit(X, y, epochs=6, batch_size=16, optimizer="adam", learning_rate=0.01)
+    two = fastbp.Network(SHAPE, output="softmax", random_state=3)
+    two.fit(X, y, epochs=3, batch_size=16, optimizer="adam", learning_rate=0.01)
+    two.fit(X, y, epochs=3, batch_size=16, optimizer="adam", learning_rate=0.01, warm_start=True)
+    assert np.array_equal(one.gradient_norms_, two.gradient_norms_)
+    assert one.gradient_norms_.shape == (6, len(SHAPE) - 1)
+    assert (one.gradient_norms_ > 0).all()
+    # a fit without warm_start starts a new record
+    two.fit(X, y, epochs=2, batch_size=16)
+    assert two.gradient_norms_.shape == (2, len(SHAPE) - 1)
+
+
+def test_gradient_norms_of_lbfgs_iterations():
+    X, y = make_data(40, 4, 3, "softmax")
+    net = fastbp.Network(SHAPE, output="softmax", dtype=np.float64, random_state=0)
+    net.fit(X, y, epochs=5, optimizer="lbfgs")
+    norms = net.gradient_norms_
+    assert norms.shape == (net.n_iter_, len(SHAPE) - 1) and net.n_iter_ > 0
+    # the last row is the gradient at the final weights
+    _, gW, _ = net.loss_and_gradients(X, y)
+    np.testing.assert_allclose(norms[-1], _layer_norms(gW), rtol=1e-8)

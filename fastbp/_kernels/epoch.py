@@ -6,6 +6,8 @@ hidden activation for every layer but the last, whose code is the output kind
 (``losses.OUT_*``).  ``abuf`` holds the activations of every layer for one batch,
 ``sum(widths) * batch`` values; ``tmp`` is scratch of ``max(max(widths), 4) * batch``.
 """
+import numpy as np
+
 from .._config import njit
 from .activations import IDENTITY
 from .dense import (bias_gradient, blas_forward, blas_weight_gradient, dense_backward,
@@ -113,8 +115,20 @@ def weight_sum(SW, order, start, nb):
 
 
 @njit
+def add_weight_gradient_norms(grad, layers, acc):
+    """``acc[l] +=`` the L2 norm of layer ``l``'s weight gradient (biases left out)."""
+    for l in range(layers.shape[0]):
+        w0 = layers[l, 3]
+        sq = 0.0
+        for k in range(w0, w0 + layers[l, 0] * layers[l, 1]):
+            g = np.float64(grad[k])
+            sq += g * g
+        acc[l] += np.sqrt(sq)
+
+
+@njit
 def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state, abuf, tmp, grad,
-               rates, losses, want_loss):
+               rates, losses, norms, want_loss):
     """Train for ``losses.shape[0]`` epochs, updating ``params`` after every minibatch.
 
     Epoch ``e`` visits the rows ``orders[e % len(orders)]`` of ``X`` (all of them, or
@@ -125,6 +139,8 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     the batch losses weighted by batch size, each taken before its batch's update
     (only the L2 part when ``want_loss`` is false).  When ``rates`` is not empty, epoch
     ``e`` runs at the learning rate ``rates[e]``; otherwise at ``hyper``'s.
+    ``norms[e, l]`` receives the mean over the epoch's batches of the norm of layer ``l``'s
+    weight gradient (with the L2 term, before clipping).
     """
     n = orders.shape[1]
     alpha = hyper[H_ALPHA]
@@ -135,6 +151,8 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
         if rates.shape[0] > 0:
             hyper[H_LR] = rates[e]
         total = 0.0
+        norms[e, :] = 0.0
+        n_batches = 0
         for start in range(0, n, batch_size):
             nb = min(batch_size, n - start)
             sw_sum = weight_sum(SW, order, start, nb)
@@ -144,9 +162,13 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                                   1.0 / sw_sum, want_loss, same_batch and e > 0)
             loss += l2_penalty(params, grad, layers, alpha, sw_sum)
             total += loss * (nb / sw_sum)
+            add_weight_gradient_norms(grad, layers, norms[e])
+            n_batches += 1
             clip(grad, hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE])
             step(params, grad, kind, hyper, state)
         losses[e] = total / n
+        for l in range(layers.shape[0]):
+            norms[e, l] /= max(n_batches, 1)
 
 
 @njit
