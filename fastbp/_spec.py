@@ -1,7 +1,8 @@
 """Architecture -> small integer arrays for the kernels, and views into the flat vector."""
 import numpy as np
 
-from ._kernels.activations import ELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU, SOFTPLUS, TANH
+from ._kernels.activations import (ELU, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU, SOFTPLUS,
+                                  SWISH, TANH)
 from ._kernels.losses import (OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX,
                               SCRATCH_PER_SAMPLE)
 
@@ -15,7 +16,13 @@ ACTIVATIONS = {
     "leaky_relu": LEAKY_RELU,
     "elu": ELU,
     "softplus": SOFTPLUS,
+    "gelu": GELU,
+    "swish": SWISH,
+    "silu": SWISH,
 }
+
+#: Activations whose derivative needs their input: the forward pass keeps it.
+KEEPS_PRE = (GELU, SWISH)
 
 #: Output layers by public name; each implies its loss.
 OUTPUTS = {
@@ -54,6 +61,11 @@ def weight_views(params, table):
     return coefs, intercepts
 
 
-def buffer_sizes(widths, batch):
-    """Lengths of the activation buffer and the scratch buffer for batches of ``batch`` rows."""
-    return int(sum(widths)) * batch, max(int(max(widths)), SCRATCH_PER_SAMPLE) * batch
+def buffer_sizes(widths, batch, activation_code=IDENTITY):
+    """Lengths of the activation buffer and the scratch buffer for batches of ``batch`` rows
+    (the activation buffer also holds the hidden pre-activations for an activation that
+    keeps them: gelu, swish)."""
+    n_act = int(sum(widths))
+    if activation_code in KEEPS_PRE:
+        n_act += int(sum(widths[1:-1]))
+    return n_act * batch, max(int(max(widths)), SCRATCH_PER_SAMPLE) * batch

@@ -6,7 +6,7 @@ gives the same initial weights, the same validation split and the same shuffles.
 fastbp's extras come after scikit-learn's parameters and default to its behaviour:
 
 - ``solver='adamw'`` (PyTorch's AdamW, with ``weight_decay``), activations ``'leaky_relu'``,
-  ``'elu'`` and ``'softplus'``;
+  ``'elu'``, ``'softplus'``, ``'gelu'`` and ``'swish'``;
 - ``dtype``: the training dtype (default: float32 input stays float32, anything else
   float64, as scikit-learn does);
 - ``n_threads``: Numba and BLAS threads during fit;
@@ -55,7 +55,7 @@ class _BaseMLP(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu", "leaky_relu", "elu",
-                                   "softplus"})],
+                                   "softplus", "gelu", "swish"})],
         "solver": [StrOptions({"lbfgs", "sgd", "adam", "adamw"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],

@@ -40,7 +40,8 @@ class Network:
         Widths of every layer, input first, output last.
     activation : str, default='relu'
         Activation of every hidden layer: 'identity', 'logistic' (alias 'sigmoid'), 'tanh',
-        'relu', 'leaky_relu' (slope 0.01), 'elu' (alpha 1) or 'softplus'.
+        'relu', 'leaky_relu' (slope 0.01), 'elu' (alpha 1), 'softplus', 'gelu' (the tanh
+        approximation) or 'swish' (alias 'silu').
     output : {'identity', 'sigmoid', 'softmax', 'poisson'}, default='identity'
         Output layer, which fixes the loss: squared error, binary (or multilabel)
         log loss, categorical log loss, or (exp output) Poisson deviance.
@@ -528,7 +529,7 @@ class Network:
     def _forward(self, X):
         n = X.shape[0]
         chunk = min(n, _config.FORWARD_CHUNK)
-        abuf_len, tmp_len = buffer_sizes(self.layers, chunk)
+        abuf_len, tmp_len = buffer_sizes(self.layers, chunk, ACTIVATIONS[self.activation])
         out = np.empty((n, self.n_outputs_), dtype=self.dtype)
         predict_rows(self._params, X, np.arange(n, dtype=np.int64), self._table, chunk,
                      np.empty(abuf_len, dtype=self.dtype), np.empty(tmp_len, dtype=self.dtype),
@@ -607,7 +608,7 @@ class _GradientBuffers:
     def __init__(self, net, n):
         self.net = net
         self.chunk = min(n, _config.FORWARD_CHUNK)
-        abuf_len, tmp_len = buffer_sizes(net.layers, self.chunk)
+        abuf_len, tmp_len = buffer_sizes(net.layers, self.chunk, ACTIVATIONS[net.activation])
         self.abuf = np.empty(abuf_len, net.dtype)
         self.tmp = np.empty(tmp_len, net.dtype)
         self.scratch = np.empty_like(net._params)
@@ -633,7 +634,7 @@ class _Trainer:
     def __init__(self, net, X, Y, SW, batch):
         self.net, self.X, self.Y, self.SW = net, X, Y, SW
         self.batch = batch
-        abuf_len, tmp_len = buffer_sizes(net.layers, batch)
+        abuf_len, tmp_len = buffer_sizes(net.layers, batch, ACTIVATIONS[net.activation])
         self.abuf = np.empty(abuf_len, dtype=net.dtype)
         self.tmp = np.empty(tmp_len, dtype=net.dtype)
         self.grad = np.empty_like(net._params)

@@ -20,6 +20,19 @@ def _sigmoid(z):
     return np.exp(-np.logaddexp(0.0, -z))
 
 
+GELU_C = np.sqrt(2 / np.pi)
+GELU_K = 0.044715
+
+
+def _gelu(z):
+    return 0.5 * z * (1 + np.tanh(GELU_C * (z + GELU_K * z ** 3)))
+
+
+def _gelu_derivative(z):
+    t = np.tanh(GELU_C * (z + GELU_K * z ** 3))
+    return 0.5 * (1 + t) + 0.5 * z * (1 - t ** 2) * GELU_C * (1 + 3 * GELU_K * z ** 2)
+
+
 ACTIVATIONS = {
     "identity": lambda z: z,
     "logistic": _sigmoid,
@@ -29,18 +42,24 @@ ACTIVATIONS = {
     "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
     "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
     "softplus": lambda z: np.logaddexp(0, z),
+    "gelu": _gelu,
+    "swish": lambda z: z * _sigmoid(z),
+    "silu": lambda z: z * _sigmoid(z),
 }
 
-# g'(z) written with the activation's output a = g(z).
+# g'(z), written with the activation's input z (the textbook form).
 DERIVATIVES = {
-    "identity": lambda a: np.ones_like(a),
-    "logistic": lambda a: a * (1 - a),
-    "sigmoid": lambda a: a * (1 - a),
-    "tanh": lambda a: 1 - a ** 2,
-    "relu": lambda a: (a > 0).astype(a.dtype),
-    "leaky_relu": lambda a: np.where(a > 0, 1.0, LEAKY_SLOPE).astype(a.dtype),
-    "elu": lambda a: np.where(a > 0, 1, a + 1).astype(a.dtype),
-    "softplus": lambda a: -np.expm1(-a),
+    "identity": lambda z: np.ones_like(z),
+    "logistic": lambda z: _sigmoid(z) * (1 - _sigmoid(z)),
+    "sigmoid": lambda z: _sigmoid(z) * (1 - _sigmoid(z)),
+    "tanh": lambda z: 1 - np.tanh(z) ** 2,
+    "relu": lambda z: (z > 0).astype(z.dtype),
+    "leaky_relu": lambda z: np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype),
+    "elu": lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0))).astype(z.dtype),
+    "softplus": _sigmoid,
+    "gelu": _gelu_derivative,
+    "swish": lambda z: _sigmoid(z) * (1 + z * (1 - _sigmoid(z))),
+    "silu": lambda z: _sigmoid(z) * (1 + z * (1 - _sigmoid(z))),
 }
 
 
@@ -79,11 +98,17 @@ def output_delta(output, z, y):
 
 def forward(coefs, intercepts, X, activation, output):
     """All activations ``[X, a1, ..., aL]``; the last entry holds the output *logits*."""
-    a = [X]
+    return _forward(coefs, intercepts, X, activation)[0]
+
+
+def _forward(coefs, intercepts, X, activation):
+    """Activations ``[X, a1, ..., aL]`` and pre-activations ``[z1, ..., zL]``."""
+    a, zs = [X], []
     for l, (W, b) in enumerate(zip(coefs, intercepts)):
         z = a[-1] @ W + b
+        zs.append(z)
         a.append(z if l == len(coefs) - 1 else ACTIVATIONS[activation](z))
-    return a
+    return a, zs
 
 
 def predict(coefs, intercepts, X, activation, output):
@@ -93,7 +118,7 @@ def predict(coefs, intercepts, X, activation, output):
 
 def loss_and_gradients(coefs, intercepts, X, Y, activation, output):
     """Mean loss over ``(X, Y)`` and its gradients with respect to every W and b."""
-    a = forward(coefs, intercepts, X, activation, output)
+    a, zs = _forward(coefs, intercepts, X, activation)
     value = loss(output, a[-1], Y)
     delta = output_delta(output, a[-1], Y)
     coef_grads = [None] * len(coefs)
@@ -102,7 +127,7 @@ def loss_and_gradients(coefs, intercepts, X, Y, activation, output):
         coef_grads[l] = a[l].T @ delta
         intercept_grads[l] = delta.sum(axis=0)
         if l > 0:
-            delta = (delta @ coefs[l].T) * DERIVATIVES[activation](a[l])
+            delta = (delta @ coefs[l].T) * DERIVATIVES[activation](zs[l - 1])
     return value, coef_grads, intercept_grads
 
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus"]
+ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu",
+               "swish"]
 OUTPUTS = ["identity", "sigmoid", "softmax", "poisson"]
 
 

@@ -404,7 +404,7 @@ def _delete(key):
     _set("layers", [3, 0, 4]),
     _set("layers", [3, 5.0, 4]),
     _delete("layers"),
-    _set("activation", "swish"),
+    _set("activation", "mish"),
     _set("output", ["softmax"]),
     _set("dtype", "float16"),
     _set("dtype", "int64"),

@@ -57,12 +57,14 @@ PATHS = {
 
 @pytest.mark.parametrize("path", PATHS.values(), ids=PATHS.keys())
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_kernel_paths_match_reference(path, dtype):
+@pytest.mark.parametrize("activation", ["relu", "gelu"])  # gelu keeps its pre-activations
+def test_kernel_paths_match_reference(path, dtype, activation):
     shape, batch, covers = path
     n_blas = sum(use_blas(a, b, batch) for a, b in zip(shape[:-1], shape[1:]))
     assert covers(n_blas, len(shape) - 1), "the shape no longer exercises the intended path"
     X, y = make_data(3 * batch + 5, shape[0], shape[-1], "softmax", seed=1)
-    net = fastbp.Network(shape, activation="relu", output="softmax", dtype=dtype, random_state=2)
+    net = fastbp.Network(shape, activation=activation, output="softmax", dtype=dtype,
+                         random_state=2)
     Xr = X.astype(dtype).astype(np.float64)
     orders = [np.arange(len(X))] * 2
     coefs, intercepts, losses = reference_fit(net, Xr, targets_2d(y, shape[-1], "softmax"), 2,
@@ -72,8 +74,8 @@ def test_kernel_paths_match_reference(path, dtype):
     for W, W_ref in zip(net.coefs_ + net.intercepts_, coefs + intercepts):
         assert W.dtype == dtype
         np.testing.assert_allclose(W, W_ref, rtol=0, atol=tol)
-    np.testing.assert_allclose(net.forward(X), reference.predict(coefs, intercepts, Xr, "relu", "softmax"),
-                               atol=tol)
+    np.testing.assert_allclose(
+        net.forward(X), reference.predict(coefs, intercepts, Xr, activation, "softmax"), atol=tol)
 
 
 def test_float32_stays_float32():

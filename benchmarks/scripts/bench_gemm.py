@@ -20,14 +20,14 @@ def loops(W, bias, A, Z, n_in, n_out, nb):
     for j in range(n_out):
         z = Z[j * nb:(j + 1) * nb]
         combine_rows(z, W, j, n_out, n_in, A, nb)
-        bias_activation(z, bias[j], RELU)
+        bias_activation(z, bias[j], RELU, z)
 
 
 @numba.njit(cache=False)
 def blas(W, bias, A, Z, n_in, n_out, nb):
     np.dot(W.reshape((n_in, n_out)).T, A.reshape((n_in, nb)), Z.reshape((n_out, nb)))
     for j in range(n_out):
-        bias_activation(Z[j * nb:(j + 1) * nb], bias[j], RELU)
+        bias_activation(Z[j * nb:(j + 1) * nb], bias[j], RELU, Z[j * nb:(j + 1) * nb])
 
 
 def median_time(fn, args, repeats=7):

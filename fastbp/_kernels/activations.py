@@ -1,7 +1,9 @@
 """Hidden-layer activations and their derivatives, one row of a batch at a time.
 
 Each derivative is written in terms of the activation's *output* ``a`` (as
-scikit-learn does), so the forward pass need not keep pre-activations.  Every
+scikit-learn does), so the forward pass need not keep pre-activations, except
+for ``gelu`` and ``swish``, whose derivatives need the input ``z``: for them
+the forward pass also stores ``z`` (``pre``), see ``keeps_pre``.  Every
 function branches on the activation code once, outside its loop, so that the
 loop itself vectorizes.
 """
@@ -17,14 +19,27 @@ RELU = 3
 LEAKY_RELU = 4
 ELU = 5
 SOFTPLUS = 6
+GELU = 7   # the tanh approximation
+SWISH = 8  # z * sigmoid(z), also called SiLU
+
+GELU_C = 0.7978845608028654  # sqrt(2 / pi)
+GELU_K = 0.044715
 
 #: Slope of ``leaky_relu`` for negative inputs (PyTorch's default).
 LEAKY_SLOPE = 0.01
 
 
 @njit
-def bias_activation(row, bias, code):
-    """``row[:] = act(row + bias)`` in place, for one output unit over the batch."""
+def keeps_pre(code):
+    """Whether the derivative of activation ``code`` needs its input ``z`` kept."""
+    return code == GELU or code == SWISH
+
+
+@njit
+def bias_activation(row, bias, code, pre):
+    """``row[:] = act(row + bias)`` in place, for one output unit over the batch; when
+    ``keeps_pre(code)``, ``pre[:]`` receives ``row + bias`` (otherwise it is not touched:
+    pass ``row``)."""
     zero = row.dtype.type(0)
     n = row.shape[0]
     if code == IDENTITY:
@@ -56,11 +71,23 @@ def bias_activation(row, bias, code):
         for b in range(n):
             v = np.float64(row[b] + bias)
             row[b] = row.dtype.type(max(v, 0.0) + mathfn.log1p(mathfn.exp(-abs(v))))
+    elif code == GELU:
+        for b in range(n):
+            v = row[b] + bias
+            pre[b] = v
+            x = np.float64(v)
+            row[b] = row.dtype.type(0.5 * x * (1.0 + mathfn.tanh(GELU_C * (x + GELU_K * x * x * x))))
+    elif code == SWISH:
+        for b in range(n):
+            v = row[b] + bias
+            pre[b] = v
+            row[b] = row.dtype.type(np.float64(v) * mathfn.sigmoid(v))
 
 
 @njit
-def backprop_row(out, t, a, code):
-    """``out[:] = t * act'(z)``, the derivative taken from the output ``a = act(z)``.
+def backprop_row(out, t, a, pre, code):
+    """``out[:] = t * act'(z)``, the derivative taken from the output ``a = act(z)``, or for
+    ``keeps_pre`` codes from the input ``pre = z``.
 
     ``out`` may be ``a`` itself: each element is read before it is written.
     """
@@ -87,6 +114,17 @@ def backprop_row(out, t, a, code):
     elif code == SOFTPLUS:  # sigmoid(z) = 1 - e^-a
         for b in range(n):
             out[b] = t[b] * t.dtype.type(-mathfn.expm1(-np.float64(a[b])))
+    elif code == GELU:
+        for b in range(n):
+            x = np.float64(pre[b])
+            th = mathfn.tanh(GELU_C * (x + GELU_K * x * x * x))
+            d = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * GELU_C * (1.0 + 3.0 * GELU_K * x * x)
+            out[b] = t[b] * t.dtype.type(d)
+    elif code == SWISH:
+        for b in range(n):
+            x = np.float64(pre[b])
+            s = mathfn.sigmoid(x)
+            out[b] = t[b] * t.dtype.type(s * (1.0 + x * (1.0 - s)))
     else:
         for b in range(n):
             out[b] = t[b]

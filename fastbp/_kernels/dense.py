@@ -35,26 +35,30 @@ def combine_rows(out, W, first, stride, count, rows, nb):
 
 
 @njit
-def blas_forward(params, w0, b0, n_in, n_out, A2, Z, nb, code):
+def blas_forward(params, w0, b0, n_in, n_out, A2, Z, nb, code, P):
     """``Z = act(W.T @ A2 + b)`` through BLAS, for any ``(n_in, nb)`` matrix ``A2`` (a block
-    of the activation buffer, or consecutive rows of X transposed)."""
+    of the activation buffer, or consecutive rows of X transposed).  ``P`` (flat
+    ``(n_out, nb)``) receives the activation's input when ``keeps_pre(code)``; otherwise
+    pass ``Z``."""
     W = params[w0:w0 + n_in * n_out].reshape((n_in, n_out))
     np.dot(W.T, A2, Z[:n_out * nb].reshape((n_out, nb)))
     for j in range(n_out):
-        bias_activation(Z[j * nb:(j + 1) * nb], params[b0 + j], code)
+        bias_activation(Z[j * nb:(j + 1) * nb], params[b0 + j], code, P[j * nb:(j + 1) * nb])
 
 
 @njit
-def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code):
-    """``Z = act(W.T @ A + b)`` for the flat blocks ``A`` ``(n_in, nb)`` and ``Z`` ``(n_out, nb)``."""
+def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code, P):
+    """``Z = act(W.T @ A + b)`` for the flat blocks ``A`` ``(n_in, nb)`` and ``Z`` ``(n_out, nb)``
+    (``P`` as in ``blas_forward``)."""
     if use_blas(n_in, n_out, nb):
-        blas_forward(params, w0, b0, n_in, n_out, A[:n_in * nb].reshape((n_in, nb)), Z, nb, code)
+        blas_forward(params, w0, b0, n_in, n_out, A[:n_in * nb].reshape((n_in, nb)), Z, nb, code,
+                     P)
         return
     W = params[w0:w0 + n_in * n_out]
     for j in range(n_out):
         z = Z[j * nb:(j + 1) * nb]
         combine_rows(z, W, j, n_out, n_in, A, nb)
-        bias_activation(z, params[b0 + j], code)
+        bias_activation(z, params[b0 + j], code, P[j * nb:(j + 1) * nb])
 
 
 @njit
@@ -78,13 +82,14 @@ def blas_weight_gradient(grad, w0, n_in, n_out, A2, D, nb):
 
 
 @njit
-def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, propagate):
+def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, propagate, P):
     """Gradients of one layer from its output delta ``D`` (flat ``(n_out, nb)``).
 
     Writes dW = A @ D.T and db = D summed over the batch into ``grad``.  When
     ``propagate``, overwrites ``A`` (the layer's input, the previous layer's
-    activation ``act(z)`` with activation ``code_in``) with the previous layer's
-    delta ``(W @ D) * act'(z)``; ``tmp`` is scratch of at least ``n_in * nb``.
+    activation ``act(z)`` with activation ``code_in``, whose input ``z`` is in ``P``
+    when ``keeps_pre(code_in)``) with the previous layer's delta ``(W @ D) * act'(z)``;
+    ``tmp`` is scratch of at least ``n_in * nb``.
     """
     zero = D.dtype.type(0)
     W = params[w0:w0 + n_in * n_out]
@@ -97,7 +102,7 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
             np.dot(W.reshape((n_in, n_out)), D2, tmp[:n_in * nb].reshape((n_in, nb)))
             for i in range(n_in):
                 a = A[i * nb:(i + 1) * nb]
-                backprop_row(a, tmp[i * nb:(i + 1) * nb], a, code_in)
+                backprop_row(a, tmp[i * nb:(i + 1) * nb], a, P[i * nb:(i + 1) * nb], code_in)
         return
     for i in range(n_in):
         a = A[i * nb:(i + 1) * nb]
@@ -112,4 +117,4 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
         for i in range(n_in):
             combine_rows(t, W, i * n_out, 1, n_out, D, nb)
             a = A[i * nb:(i + 1) * nb]
-            backprop_row(a, t, a, code_in)
+            backprop_row(a, t, a, P[i * nb:(i + 1) * nb], code_in)

@@ -4,12 +4,13 @@ The architecture arrives as ``layers``, an int64 array of shape ``(L, 5)`` with
 one row per dense layer: ``n_in, n_out, code, w_off, b_off``.  ``code`` is the
 hidden activation for every layer but the last, whose code is the output kind
 (``losses.OUT_*``).  ``abuf`` holds the activations of every layer for one batch,
-``sum(widths) * batch`` values; ``tmp`` is scratch of ``max(max(widths), 4) * batch``.
+``sum(widths) * batch`` values, followed, when the hidden activation ``keeps_pre``,
+by the hidden layers' pre-activations (``sum(hidden widths) * batch``); ``tmp`` is scratch of ``max(max(widths), 4) * batch``.
 """
 import numpy as np
 
 from .._config import njit
-from .activations import IDENTITY
+from .activations import IDENTITY, keeps_pre
 from .dense import (bias_gradient, blas_forward, blas_weight_gradient, dense_backward,
                     dense_forward, use_blas)
 from .losses import loss_and_delta, output_activation
@@ -44,6 +45,22 @@ def rows_first(layers, nb):
 
 
 @njit
+def pre_block(layers, abuf, nb, l, out_off):
+    """Where dense layer ``l``'s activation keeps its input: its block in the pre-activation
+    region of ``abuf`` when the layer is hidden and its activation ``keeps_pre``, else the
+    layer's output block itself (at ``out_off``; never written through it)."""
+    n_layers = layers.shape[0]
+    if l >= n_layers - 1 or not keeps_pre(layers[l, 2]):
+        return abuf[out_off:]
+    off = layers[n_layers - 1, 1]
+    for k in range(n_layers):
+        off += layers[k, 0]
+    for k in range(l):
+        off += layers[k, 1]
+    return abuf[off * nb:]
+
+
+@njit
 def forward_batch(params, layers, abuf, nb, first=0):
     """Forward pass over a gathered batch, from layer ``first`` on (the earlier layers'
     outputs already in place); returns the offset of the output logits in ``abuf``."""
@@ -56,7 +73,7 @@ def forward_batch(params, layers, abuf, nb, first=0):
         code = layers[l, 2] if l < n_layers - 1 else IDENTITY
         nxt = off + n_in * nb
         dense_forward(params, layers[l, 3], layers[l, 4], n_in, n_out,
-                      abuf[off:nxt], abuf[nxt:], nb, code)
+                      abuf[off:nxt], abuf[nxt:], nb, code, pre_block(layers, abuf, nb, l, nxt))
         off = nxt
     return off
 
@@ -81,7 +98,8 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
             gather_rows(X, order, start, nb, abuf)
         X0 = abuf[:n_in0 * nb].reshape((nb, n_in0)).T
         blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], X0,
-                     abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY)
+                     abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY,
+                     pre_block(layers, abuf, nb, 0, n_in0 * nb))
         off = forward_batch(params, layers, abuf, nb, 1)
     else:
         if not gathered:
@@ -100,7 +118,8 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
         else:
             code_in = layers[l - 1, 2] if l > 0 else IDENTITY
             dense_backward(params, grad, layers[l, 3], layers[l, 4], n_in, layers[l, 1],
-                           abuf[prev:off], abuf[off:], tmp, nb, code_in, l > 0)
+                           abuf[prev:off], abuf[off:], tmp, nb, code_in, l > 0,
+                           pre_block(layers, abuf, nb, l - 1, prev) if l > 0 else abuf[prev:])
         off = prev
     return loss
 
@@ -207,7 +226,8 @@ def predict_rows(params, X, order, layers, chunk, abuf, tmp, out):
             # (n_features, nb) matrix the feature-major layout wants, without a gather.
             blas_forward(params, layers[0, 3], layers[0, 4], n_in0, n_out0,
                          X[start:start + nb].T, abuf[n_in0 * nb:], nb,
-                         layers[0, 2] if n_layers > 1 else IDENTITY)
+                         layers[0, 2] if n_layers > 1 else IDENTITY,
+                         pre_block(layers, abuf, nb, 0, n_in0 * nb))
             off = forward_batch(params, layers, abuf, nb, 1)
         else:
             gather(X, order, start, nb, abuf)
