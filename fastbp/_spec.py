@@ -33,21 +33,26 @@ OUTPUTS = {
 }
 
 #: Columns of the ``layers`` array handed to the kernels.
-N_IN, N_OUT, CODE, W_OFF, B_OFF = range(5)
+N_IN, N_OUT, CODE, W_OFF, B_OFF, FLAGS = range(6)
+#: Bit of the FLAGS column: the layer's output adds its input (an identity shortcut).
+SHORTCUT = 1
 
 
-def layer_table(widths, activation_code, output_code):
-    """The ``(L, 5)`` int64 table the kernels read, and the length of the flat vector.
+def layer_table(widths, activation_code, output_code, residual=False):
+    """The ``(L, 6)`` int64 table the kernels read, and the length of the flat vector.
 
     Each dense layer stores its weights ``(n_in, n_out)`` row-major, then its bias.
+    With ``residual``, every hidden layer whose input and output widths match gets an
+    identity shortcut (``SHORTCUT`` in its flags).
     """
     n_layers = len(widths) - 1
-    table = np.empty((n_layers, 5), dtype=np.int64)
+    table = np.empty((n_layers, 6), dtype=np.int64)
     off = 0
     for l in range(n_layers):
         n_in, n_out = widths[l], widths[l + 1]
         code = activation_code if l < n_layers - 1 else output_code
-        table[l] = (n_in, n_out, code, off, off + n_in * n_out)
+        flags = SHORTCUT if residual and l < n_layers - 1 and n_in == n_out else 0
+        table[l] = (n_in, n_out, code, off, off + n_in * n_out, flags)
         off += n_in * n_out + n_out
     return table, off
 
@@ -55,17 +60,22 @@ def layer_table(widths, activation_code, output_code):
 def weight_views(params, table):
     """``(coefs, intercepts)``: lists of views of ``params``, shaped ``(n_in, n_out)`` and ``(n_out,)``."""
     coefs, intercepts = [], []
-    for n_in, n_out, _, w_off, b_off in table:
+    for n_in, n_out, _, w_off, b_off, _ in table:
         coefs.append(params[w_off:w_off + n_in * n_out].reshape(n_in, n_out))
         intercepts.append(params[b_off:b_off + n_out])
     return coefs, intercepts
 
 
-def buffer_sizes(widths, batch, activation_code=IDENTITY):
-    """Lengths of the activation buffer and the scratch buffer for batches of ``batch`` rows
-    (the activation buffer also holds the hidden pre-activations for an activation that
-    keeps them: gelu, swish)."""
+def buffer_sizes(widths, batch, activation_code=IDENTITY, residual=False):
+    """Lengths of the activation buffer and the scratch buffer for batches of ``batch`` rows.
+
+    The activation buffer also keeps, per hidden layer, what the activation's derivative
+    needs when the layer's output is not it: the pre-activations of gelu and swish, or
+    the activation before the shortcut is added (``residual``).  With ``residual`` the
+    scratch buffer doubles: its second half carries the shortcuts' gradients down.
+    """
     n_act = int(sum(widths))
-    if activation_code in KEEPS_PRE:
+    if activation_code in KEEPS_PRE or residual:
         n_act += int(sum(widths[1:-1]))
-    return n_act * batch, max(int(max(widths)), SCRATCH_PER_SAMPLE) * batch
+    scratch = max(int(max(widths)), SCRATCH_PER_SAMPLE) * batch
+    return n_act * batch, scratch * (2 if residual else 1)

@@ -11,6 +11,7 @@ fastbp's extras come after scikit-learn's parameters and default to its behaviou
   float64, as scikit-learn does);
 - ``n_threads``: Numba and BLAS threads during fit;
 - ``clip_norm``: gradient clipping by global norm.
+- ``residual``: identity shortcuts around hidden layers of equal widths (default off).
 
 Where scikit-learn's MLP is inconsistent, fastbp follows the mathematics:
 
@@ -80,6 +81,7 @@ class _BaseMLP(BaseEstimator):
         "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "residual": ["boolean"],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
     }
 
@@ -164,7 +166,7 @@ class _BaseMLP(BaseEstimator):
             self._net = Network([n_features] + hidden + [self.n_outputs_],
                                 activation=self.activation,
                                 output=_OUTPUTS[self.out_activation_], dtype=dtype,
-                                random_state=rng)
+                                random_state=rng, residual=self.residual)
             self.loss_curve_ = []
             self.t_ = 0
             self.best_loss_ = None if self.early_stopping else np.inf
@@ -301,8 +303,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier``, on fastbp's kernels.
 
     Parameters are scikit-learn's (see ``sklearn.neural_network.MLPClassifier``), then
-    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm`` and ``weight_decay`` (for
-    ``solver='adamw'``).  Binary, multiclass and multilabel (indicator matrix) targets.
+    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual`` and ``weight_decay``
+    (for ``solver='adamw'``).  Binary, multiclass and multilabel (indicator matrix) targets.
 
     Attributes
     ----------
@@ -318,7 +320,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, n_threads=None, clip_norm=None, weight_decay=0.01):
+                 dtype=None, n_threads=None, clip_norm=None, weight_decay=0.01,
+                 residual=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -345,6 +348,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.dtype = dtype
         self.n_threads = n_threads
         self.clip_norm = clip_norm
+        self.residual = residual
         self.weight_decay = weight_decay
 
     def _out_activation(self):
@@ -419,8 +423,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor``, on fastbp's kernels.
 
     Parameters are scikit-learn's (see ``sklearn.neural_network.MLPRegressor``), then
-    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm`` and ``weight_decay`` (for
-    ``solver='adamw'``).  ``loss='poisson'`` uses an exponential output.
+    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual`` and ``weight_decay``
+    (for ``solver='adamw'``).  ``loss='poisson'`` uses an exponential output.
     """
 
     _parameter_constraints: dict = {
@@ -434,7 +438,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, n_threads=None, clip_norm=None, weight_decay=0.01):
+                 dtype=None, n_threads=None, clip_norm=None, weight_decay=0.01,
+                 residual=False):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -462,6 +467,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.dtype = dtype
         self.n_threads = n_threads
         self.clip_norm = clip_norm
+        self.residual = residual
         self.weight_decay = weight_decay
 
     def _out_activation(self):

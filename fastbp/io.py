@@ -48,6 +48,7 @@ def save(net, path):
         "format": FORMAT, "version": VERSION,
         "layers": list(net.layers), "activation": net.activation, "output": net.output,
         "dtype": net.dtype.name, "init": net.init, "init_scale": net.init_scale,
+        "residual": net.residual,
         "optimizer": None if net._optimizer is None else {
             "name": type(net._optimizer).__name__, "params": vars(net._optimizer)},
         "history": {k: _plain(getattr(net, k)) for k in _HISTORY},
@@ -138,7 +139,8 @@ def load(path):
                   f"for layers {list(layers)}")
     try:
         net = Network(layers, spec["activation"], spec["output"], dtype=spec["dtype"],
-                      random_state=0, init=spec["init"], init_scale=spec["init_scale"])
+                      random_state=0, init=spec["init"], init_scale=spec["init_scale"],
+                      residual=spec.get("residual", False))
     except (TypeError, ValueError, KeyError) as exc:
         raise bad(f"its architecture is invalid ({exc})") from None
     _expect(data, "params", net._params.shape, net.dtype, bad)

@@ -17,7 +17,8 @@ from . import _config
 from ._kernels.epoch import data_gradient, predict_rows, run_epochs
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
 from ._kernels.shuffle import draw_epoch_orders
-from ._spec import ACTIVATIONS, OUTPUTS, buffer_sizes, layer_table, weight_views
+from ._spec import (ACTIVATIONS, FLAGS, OUTPUTS, SHORTCUT, buffer_sizes, layer_table,
+                    weight_views)
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
                           check_layers, check_nonnegative_float, check_optional_positive_float,
                           check_positive_float, check_random_state, check_sample_weight,
@@ -57,6 +58,10 @@ class Network:
         ``normal``: weights normal with standard deviation ``init_scale``, zero biases.
     init_scale : float, default=0.01
         Standard deviation of the ``normal`` initialisation (the seed article's 0.01).
+    residual : bool, default=False
+        Identity shortcuts: every hidden layer whose input and output widths match
+        outputs ``act(W x + b) + x``, so gradients reach early layers through the sum
+        (a remedy for vanishing gradients in deep networks).
 
     Attributes
     ----------
@@ -76,7 +81,7 @@ class Network:
     """
 
     def __init__(self, layers, activation="relu", output="identity", dtype=np.float32,
-                 random_state=None, init="glorot", init_scale=0.01):
+                 random_state=None, init="glorot", init_scale=0.01, residual=False):
         self.layers = check_layers(layers)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.output = check_choice("output", output, OUTPUTS)
@@ -85,10 +90,11 @@ class Network:
         self.dtype = check_float_dtype(dtype)
         self.init = check_choice("init", init, INITS)
         self.init_scale = check_positive_float("init_scale", init_scale)
+        self.residual = check_bool("residual", residual)
         self.random_state = random_state
         self._rng = check_random_state(random_state)
         self._table, n_params = layer_table(self.layers, ACTIVATIONS[self.activation],
-                                            OUTPUTS[self.output])
+                                            OUTPUTS[self.output], self.residual)
         self._params = np.empty(n_params, dtype=self.dtype)
         self._set_views()
         self._initialise()
@@ -161,8 +167,14 @@ class Network:
         self._set_views()
 
     def __repr__(self):
+        extra = ", residual=True" if self.residual else ""
         return (f"Network(layers={list(self.layers)}, activation={self.activation!r}, "
-                f"output={self.output!r}, dtype={self.dtype.name})")
+                f"output={self.output!r}, dtype={self.dtype.name}{extra})")
+
+    def _buffer_sizes(self, batch):
+        """Lengths of the kernels' activation and scratch buffers for ``batch`` rows."""
+        return buffer_sizes(self.layers, batch, ACTIVATIONS[self.activation],
+                            bool((self._table[:, FLAGS] & SHORTCUT).any()))
 
     def save(self, path):
         """Write the network (architecture, weights, optimizer state, history) to an ``.npz`` file.
@@ -429,7 +441,7 @@ class Network:
     def _layer_norms(self, g):
         """Norm of each layer's weights in the flat vector ``g``."""
         return np.array([np.linalg.norm(g[w0:w0 + n_in * n_out].astype(np.float64))
-                         for n_in, n_out, _, w0, _ in self._table], dtype=np.float64)
+                         for n_in, n_out, _, w0, _, _ in self._table], dtype=np.float64)
 
     def _finish_epoch(self, loss, n_train, norms):
         self._epoch += 1
@@ -529,7 +541,7 @@ class Network:
     def _forward(self, X):
         n = X.shape[0]
         chunk = min(n, _config.FORWARD_CHUNK)
-        abuf_len, tmp_len = buffer_sizes(self.layers, chunk, ACTIVATIONS[self.activation])
+        abuf_len, tmp_len = self._buffer_sizes(chunk)
         out = np.empty((n, self.n_outputs_), dtype=self.dtype)
         predict_rows(self._params, X, np.arange(n, dtype=np.int64), self._table, chunk,
                      np.empty(abuf_len, dtype=self.dtype), np.empty(tmp_len, dtype=self.dtype),
@@ -608,7 +620,7 @@ class _GradientBuffers:
     def __init__(self, net, n):
         self.net = net
         self.chunk = min(n, _config.FORWARD_CHUNK)
-        abuf_len, tmp_len = buffer_sizes(net.layers, self.chunk, ACTIVATIONS[net.activation])
+        abuf_len, tmp_len = net._buffer_sizes(self.chunk)
         self.abuf = np.empty(abuf_len, net.dtype)
         self.tmp = np.empty(tmp_len, net.dtype)
         self.scratch = np.empty_like(net._params)
@@ -634,7 +646,7 @@ class _Trainer:
     def __init__(self, net, X, Y, SW, batch):
         self.net, self.X, self.Y, self.SW = net, X, Y, SW
         self.batch = batch
-        abuf_len, tmp_len = buffer_sizes(net.layers, batch, ACTIVATIONS[net.activation])
+        abuf_len, tmp_len = net._buffer_sizes(batch)
         self.abuf = np.empty(abuf_len, dtype=net.dtype)
         self.tmp = np.empty(tmp_len, dtype=net.dtype)
         self.grad = np.empty_like(net._params)

@@ -96,29 +96,37 @@ def output_delta(output, z, y):
     return (OUTPUTS[output](z) - y) / n
 
 
-def forward(coefs, intercepts, X, activation, output):
-    """All activations ``[X, a1, ..., aL]``; the last entry holds the output *logits*."""
-    return _forward(coefs, intercepts, X, activation)[0]
+def forward(coefs, intercepts, X, activation, output, residual=False):
+    """All layer outputs ``[X, h1, ..., hL]``; the last entry holds the output *logits*.
+
+    With ``residual``, a hidden layer whose input and output widths match outputs
+    ``act(z) + input``."""
+    return _forward(coefs, intercepts, X, activation, residual)[0]
 
 
-def _forward(coefs, intercepts, X, activation):
-    """Activations ``[X, a1, ..., aL]`` and pre-activations ``[z1, ..., zL]``."""
+def _shortcut(coefs, l, residual):
+    return residual and l < len(coefs) - 1 and coefs[l].shape[0] == coefs[l].shape[1]
+
+
+def _forward(coefs, intercepts, X, activation, residual=False):
+    """Layer outputs ``[X, h1, ..., hL]`` and pre-activations ``[z1, ..., zL]``."""
     a, zs = [X], []
     for l, (W, b) in enumerate(zip(coefs, intercepts)):
         z = a[-1] @ W + b
         zs.append(z)
-        a.append(z if l == len(coefs) - 1 else ACTIVATIONS[activation](z))
+        h = z if l == len(coefs) - 1 else ACTIVATIONS[activation](z)
+        a.append(h + a[-1] if _shortcut(coefs, l, residual) else h)
     return a, zs
 
 
-def predict(coefs, intercepts, X, activation, output):
+def predict(coefs, intercepts, X, activation, output, residual=False):
     """Output-layer values: probabilities for sigmoid and softmax outputs."""
-    return OUTPUTS[output](forward(coefs, intercepts, X, activation, output)[-1])
+    return OUTPUTS[output](forward(coefs, intercepts, X, activation, output, residual)[-1])
 
 
-def loss_and_gradients(coefs, intercepts, X, Y, activation, output):
+def loss_and_gradients(coefs, intercepts, X, Y, activation, output, residual=False):
     """Mean loss over ``(X, Y)`` and its gradients with respect to every W and b."""
-    a, zs = _forward(coefs, intercepts, X, activation)
+    a, zs = _forward(coefs, intercepts, X, activation, residual)
     value = loss(output, a[-1], Y)
     delta = output_delta(output, a[-1], Y)
     coef_grads = [None] * len(coefs)
@@ -127,17 +135,23 @@ def loss_and_gradients(coefs, intercepts, X, Y, activation, output):
         coef_grads[l] = a[l].T @ delta
         intercept_grads[l] = delta.sum(axis=0)
         if l > 0:
-            delta = (delta @ coefs[l].T) * DERIVATIVES[activation](zs[l - 1])
+            # the gradient with respect to this layer's input h_{l}: through W, and
+            # through the shortcut straight from this layer's output
+            g = delta @ coefs[l].T + (g_out if _shortcut(coefs, l, residual) else 0)
+            g_out = g
+            delta = g * DERIVATIVES[activation](zs[l - 1])
     return value, coef_grads, intercept_grads
 
 
-def sgd_epoch(coefs, intercepts, X, Y, activation, output, learning_rate, batch_size, order):
+def sgd_epoch(coefs, intercepts, X, Y, activation, output, learning_rate, batch_size, order,
+              residual=False):
     """One epoch of minibatch SGD visiting rows in ``order``; updates in place, returns mean loss."""
     n = X.shape[0]
     total = 0.0
     for start in range(0, n, batch_size):
         rows = order[start:start + batch_size]
-        value, gW, gb = loss_and_gradients(coefs, intercepts, X[rows], Y[rows], activation, output)
+        value, gW, gb = loss_and_gradients(coefs, intercepts, X[rows], Y[rows], activation, output,
+                                           residual)
         total += value * len(rows)
         for W, b, dW, db in zip(coefs, intercepts, gW, gb):
             W -= learning_rate * dW

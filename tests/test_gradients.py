@@ -100,3 +100,41 @@ def test_large_inputs_give_finite_losses():
                                            targets_2d(y, 3, output), "relu", output)
         assert np.isfinite(loss) and loss == pytest.approx(ref[0], rel=1e-12)
         assert all(np.isfinite(g).all() for g in gW + gb)
+
+
+RESIDUAL_SHAPES = {
+    "middle": [4, 6, 6, 6, 3],     # 4 -> 6 plain, then two shortcuts
+    "from_input": [5, 5, 7, 2],    # the first layer adds X itself
+}
+
+
+@pytest.mark.parametrize("shape", RESIDUAL_SHAPES.values(), ids=RESIDUAL_SHAPES.keys())
+@pytest.mark.parametrize("activation", ["tanh", "relu", "gelu", "softplus"])
+@pytest.mark.parametrize("output", ["identity", "softmax"])
+def test_residual_gradients_match_finite_differences_and_reference(shape, activation, output):
+    net = fastbp.Network(shape, activation=activation, output=output, dtype=np.float64,
+                         random_state=3, residual=True)
+    assert (net._table[:, 5] & 1).sum() == sum(
+        a == b for a, b in zip(shape[:-2], shape[1:-1]))
+    X, y = make_data(9, shape[0], shape[-1], output, seed=2)
+    Y = targets_2d(y, shape[-1], output)
+    loss, gW, gb = net.loss_and_gradients(X, y)
+    ref_loss, ref_gW, ref_gb = reference.loss_and_gradients(
+        net.coefs_, net.intercepts_, X, Y, activation, output, residual=True)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for g, r in zip(gW + gb, ref_gW + ref_gb):
+        np.testing.assert_allclose(g, r, rtol=1e-9, atol=1e-12)
+    # and the reference itself against finite differences, on every parameter
+    params = net.get_params_vector().copy()
+    analytic = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(ref_gW, ref_gb)])
+    h = 1e-6
+
+    def loss_at(k, step):
+        p = params.copy()
+        p[k] += step
+        net.set_params_vector(p)
+        return net.loss_and_gradients(X, y)[0]
+
+    numeric = np.array([(loss_at(k, h) - loss_at(k, -h)) / (2 * h) for k in range(params.size)])
+    net.set_params_vector(params)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)

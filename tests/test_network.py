@@ -199,3 +199,48 @@ def test_training_reduces_loss():
     assert net.loss_and_gradients(X, y)[0] < before
     assert len(net.loss_curve_) == 30
     assert net.loss_curve_[-1] < net.loss_curve_[0]
+
+
+RESIDUAL_PATHS = {
+    "loops": ([6, 6, 6, 2], 16),
+    "blas": ([32, 32, 32, 4], 64),       # the first layer reads gathered rows and adds them
+}
+
+
+@pytest.mark.parametrize("path", RESIDUAL_PATHS.values(), ids=RESIDUAL_PATHS.keys())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ["relu", "swish"])
+def test_residual_training_matches_reference(path, dtype, activation):
+    shape, batch = path
+    X, y = make_data(3 * batch + 5, shape[0], shape[-1], "softmax", seed=4)
+    net = fastbp.Network(shape, activation=activation, output="softmax", dtype=dtype,
+                         random_state=2, residual=True)
+    Xr = X.astype(dtype).astype(np.float64)
+    coefs = [W.astype(np.float64) for W in net.coefs_]
+    intercepts = [b.astype(np.float64) for b in net.intercepts_]
+    Y = targets_2d(y, shape[-1], "softmax")
+    for _ in range(2):
+        reference.sgd_epoch(coefs, intercepts, Xr, Y, activation, "softmax", 0.1, batch,
+                            np.arange(len(X)), residual=True)
+    net.fit(X, y, epochs=2, batch_size=batch, learning_rate=0.1, shuffle=False)
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    for W, W_ref in zip(net.coefs_ + net.intercepts_, coefs + intercepts):
+        np.testing.assert_allclose(W, W_ref, rtol=0, atol=tol)
+    expected = reference.predict(coefs, intercepts, Xr, activation, "softmax", residual=True)
+    np.testing.assert_allclose(net.forward(X), expected, atol=tol)
+
+
+def test_residual_changes_the_function_and_survives_save_and_pickle(tmp_path):
+    X, y = make_data(30, 8, 3, "softmax")
+    plain = fastbp.Network([8, 8, 8, 3], output="softmax", random_state=0)
+    res = fastbp.Network([8, 8, 8, 3], output="softmax", random_state=0, residual=True)
+    assert not np.allclose(plain.forward(X), res.forward(X))
+    assert "residual=True" in repr(res)
+    res.fit(X, y, epochs=3)
+    res.save(tmp_path / "r.npz")
+    loaded = fastbp.load(tmp_path / "r.npz")
+    assert loaded.residual and np.array_equal(loaded.forward(X), res.forward(X))
+    again = pickle.loads(pickle.dumps(res))
+    assert np.array_equal(again.forward(X), res.forward(X))
+    with pytest.raises(TypeError, match="residual"):
+        fastbp.Network([8, 8, 3], residual="yes")

@@ -82,14 +82,19 @@ def blas_weight_gradient(grad, w0, n_in, n_out, A2, D, nb):
 
 
 @njit
-def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, propagate, P):
+def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, propagate, P,
+                   carry, add_carry, save_carry):
     """Gradients of one layer from its output delta ``D`` (flat ``(n_out, nb)``).
 
     Writes dW = A @ D.T and db = D summed over the batch into ``grad``.  When
-    ``propagate``, overwrites ``A`` (the layer's input, the previous layer's
-    activation ``act(z)`` with activation ``code_in``, whose input ``z`` is in ``P``
-    when ``keeps_pre(code_in)``) with the previous layer's delta ``(W @ D) * act'(z)``;
-    ``tmp`` is scratch of at least ``n_in * nb``.
+    ``propagate``, overwrites ``A`` (the layer's input, the previous layer's output)
+    with the previous layer's delta ``g * act'(z)``, where ``g = W @ D`` is the gradient
+    with respect to ``A``, plus ``carry`` when ``add_carry`` (this layer's shortcut
+    passes its output's gradient straight down); with ``save_carry`` (the previous layer
+    has a shortcut) ``g`` is saved into ``carry`` for the next call.  The derivative of
+    activation ``code_in`` is taken from ``P``: the activation's output, or its input
+    for ``keeps_pre`` codes (``P`` is ``A`` itself when nothing else was kept).  ``tmp``
+    is scratch of at least ``n_in * nb``.
     """
     zero = D.dtype.type(0)
     W = params[w0:w0 + n_in * n_out]
@@ -101,8 +106,8 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
             D2 = D[:n_out * nb].reshape((n_out, nb))
             np.dot(W.reshape((n_in, n_out)), D2, tmp[:n_in * nb].reshape((n_in, nb)))
             for i in range(n_in):
-                a = A[i * nb:(i + 1) * nb]
-                backprop_row(a, tmp[i * nb:(i + 1) * nb], a, P[i * nb:(i + 1) * nb], code_in)
+                _delta_row(A, tmp[i * nb:(i + 1) * nb], P, carry, i, nb, code_in, add_carry,
+                           save_carry)
         return
     for i in range(n_in):
         a = A[i * nb:(i + 1) * nb]
@@ -116,5 +121,18 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
         t = tmp[:nb]
         for i in range(n_in):
             combine_rows(t, W, i * n_out, 1, n_out, D, nb)
-            a = A[i * nb:(i + 1) * nb]
-            backprop_row(a, t, a, P[i * nb:(i + 1) * nb], code_in)
+            _delta_row(A, t, P, carry, i, nb, code_in, add_carry, save_carry)
+
+
+@njit
+def _delta_row(A, t, P, carry, i, nb, code, add_carry, save_carry):
+    """Row ``i`` of the previous layer's delta from its gradient ``t``, into ``A``."""
+    c = carry[i * nb:(i + 1) * nb]
+    if add_carry:
+        for b in range(nb):
+            t[b] += c[b]
+    if save_carry:
+        for b in range(nb):
+            c[b] = t[b]
+    p = P[i * nb:(i + 1) * nb]
+    backprop_row(A[i * nb:(i + 1) * nb], t, p, p, code)

@@ -5,7 +5,10 @@ one row per dense layer: ``n_in, n_out, code, w_off, b_off``.  ``code`` is the
 hidden activation for every layer but the last, whose code is the output kind
 (``losses.OUT_*``).  ``abuf`` holds the activations of every layer for one batch,
 ``sum(widths) * batch`` values, followed, when the hidden activation ``keeps_pre``,
-by the hidden layers' pre-activations (``sum(hidden widths) * batch``); ``tmp`` is scratch of ``max(max(widths), 4) * batch``.
+or when the network has shortcuts, by what each hidden layer's derivative needs: its
+pre-activations, or its activation before the shortcut adds the input
+(``sum(hidden widths) * batch``); with shortcuts, the second half of ``tmp`` carries
+their gradients down the backward pass; ``tmp`` is scratch of ``max(max(widths), 4) * batch``.
 """
 import numpy as np
 
@@ -45,12 +48,19 @@ def rows_first(layers, nb):
 
 
 @njit
+def has_shortcut(layers, l):
+    """Whether dense layer ``l`` adds its input to its output."""
+    return (layers[l, 5] & 1) != 0
+
+
+@njit
 def pre_block(layers, abuf, nb, l, out_off):
-    """Where dense layer ``l``'s activation keeps its input: its block in the pre-activation
-    region of ``abuf`` when the layer is hidden and its activation ``keeps_pre``, else the
-    layer's output block itself (at ``out_off``; never written through it)."""
+    """What dense layer ``l``'s activation derivative reads: its block in the kept region of
+    ``abuf`` when the layer is hidden and its activation ``keeps_pre`` (the input z is
+    kept) or it has a shortcut (the activation before the shortcut is kept), else the
+    layer's output block itself (at ``out_off``)."""
     n_layers = layers.shape[0]
-    if l >= n_layers - 1 or not keeps_pre(layers[l, 2]):
+    if l >= n_layers - 1 or not (keeps_pre(layers[l, 2]) or has_shortcut(layers, l)):
         return abuf[out_off:]
     off = layers[n_layers - 1, 1]
     for k in range(n_layers):
@@ -72,10 +82,27 @@ def forward_batch(params, layers, abuf, nb, first=0):
         n_in, n_out = layers[l, 0], layers[l, 1]
         code = layers[l, 2] if l < n_layers - 1 else IDENTITY
         nxt = off + n_in * nb
+        keep = pre_block(layers, abuf, nb, l, nxt)
         dense_forward(params, layers[l, 3], layers[l, 4], n_in, n_out,
-                      abuf[off:nxt], abuf[nxt:], nb, code, pre_block(layers, abuf, nb, l, nxt))
+                      abuf[off:nxt], abuf[nxt:], nb, code, keep)
+        if has_shortcut(layers, l):
+            add_shortcut(code, abuf[nxt:], keep, abuf[off:nxt].reshape((n_in, nb)), n_out, nb)
         off = nxt
     return off
+
+
+@njit
+def add_shortcut(code, Z, keep, A2, n, nb):
+    """``Z += A2`` (the layer's input, any ``(n, nb)`` matrix) after keeping ``Z``, the
+    activation, in ``keep`` for the backward pass (unless ``keep`` holds the
+    pre-activation already)."""
+    if not keeps_pre(code):
+        for k in range(n * nb):
+            keep[k] = Z[k]
+    for j in range(n):
+        z = Z[j * nb:(j + 1) * nb]
+        for b in range(nb):
+            z[b] += A2[j, b]
 
 
 @njit
@@ -97,9 +124,11 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
         if not gathered:
             gather_rows(X, order, start, nb, abuf)
         X0 = abuf[:n_in0 * nb].reshape((nb, n_in0)).T
+        keep0 = pre_block(layers, abuf, nb, 0, n_in0 * nb)
         blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], X0,
-                     abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY,
-                     pre_block(layers, abuf, nb, 0, n_in0 * nb))
+                     abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY, keep0)
+        if has_shortcut(layers, 0):
+            add_shortcut(layers[0, 2], abuf[n_in0 * nb:], keep0, X0, n_in0, nb)
         off = forward_batch(params, layers, abuf, nb, 1)
     else:
         if not gathered:
@@ -108,6 +137,7 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
     n_out = layers[n_layers - 1, 1]
     loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, SW, order,
                           start, nb, n_out, scale, want_loss, tmp)
+    carry = tmp[tmp.shape[0] // 2:]  # used only with shortcuts, when tmp has two halves
     for l in range(n_layers - 1, -1, -1):
         n_in = layers[l, 0]
         prev = off - n_in * nb
@@ -119,7 +149,8 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
             code_in = layers[l - 1, 2] if l > 0 else IDENTITY
             dense_backward(params, grad, layers[l, 3], layers[l, 4], n_in, layers[l, 1],
                            abuf[prev:off], abuf[off:], tmp, nb, code_in, l > 0,
-                           pre_block(layers, abuf, nb, l - 1, prev) if l > 0 else abuf[prev:])
+                           pre_block(layers, abuf, nb, l - 1, prev) if l > 0 else abuf[prev:],
+                           carry, has_shortcut(layers, l), l > 0 and has_shortcut(layers, l - 1))
         off = prev
     return loss
 
@@ -224,10 +255,13 @@ def predict_rows(params, X, order, layers, chunk, abuf, tmp, out):
         if use_blas(n_in0, n_out0, nb):
             # The rows are consecutive: BLAS reads them in place, as the transposed
             # (n_features, nb) matrix the feature-major layout wants, without a gather.
+            keep0 = pre_block(layers, abuf, nb, 0, n_in0 * nb)
             blas_forward(params, layers[0, 3], layers[0, 4], n_in0, n_out0,
                          X[start:start + nb].T, abuf[n_in0 * nb:], nb,
-                         layers[0, 2] if n_layers > 1 else IDENTITY,
-                         pre_block(layers, abuf, nb, 0, n_in0 * nb))
+                         layers[0, 2] if n_layers > 1 else IDENTITY, keep0)
+            if has_shortcut(layers, 0):
+                add_shortcut(layers[0, 2], abuf[n_in0 * nb:], keep0, X[start:start + nb].T,
+                             n_in0, nb)
             off = forward_batch(params, layers, abuf, nb, 1)
         else:
             gather(X, order, start, nb, abuf)
