@@ -34,16 +34,19 @@ OUTPUTS = {
 
 #: Columns of the ``layers`` array handed to the kernels.
 N_IN, N_OUT, CODE, W_OFF, B_OFF, FLAGS = range(6)
-#: Bit of the FLAGS column: the layer's output adds its input (an identity shortcut).
+#: Bits of the FLAGS column: the layer's output adds its input (an identity shortcut); the
+#: layer's activations are dropped out in training.
 SHORTCUT = 1
+DROPOUT = 2
 
 
-def layer_table(widths, activation_code, output_code, residual=False):
+def layer_table(widths, activation_code, output_code, residual=False, dropout=False):
     """The ``(L, 6)`` int64 table the kernels read, and the length of the flat vector.
 
     Each dense layer stores its weights ``(n_in, n_out)`` row-major, then its bias.
     With ``residual``, every hidden layer whose input and output widths match gets an
-    identity shortcut (``SHORTCUT`` in its flags).
+    identity shortcut (``SHORTCUT`` in its flags); with ``dropout`` every hidden layer is
+    marked ``DROPOUT``.
     """
     n_layers = len(widths) - 1
     table = np.empty((n_layers, 6), dtype=np.int64)
@@ -52,6 +55,8 @@ def layer_table(widths, activation_code, output_code, residual=False):
         n_in, n_out = widths[l], widths[l + 1]
         code = activation_code if l < n_layers - 1 else output_code
         flags = SHORTCUT if residual and l < n_layers - 1 and n_in == n_out else 0
+        if dropout and l < n_layers - 1:
+            flags |= DROPOUT
         table[l] = (n_in, n_out, code, off, off + n_in * n_out, flags)
         off += n_in * n_out + n_out
     return table, off
@@ -66,16 +71,16 @@ def weight_views(params, table):
     return coefs, intercepts
 
 
-def buffer_sizes(widths, batch, activation_code=IDENTITY, residual=False):
+def buffer_sizes(widths, batch, activation_code=IDENTITY, residual=False, dropout=False):
     """Lengths of the activation buffer and the scratch buffer for batches of ``batch`` rows.
 
     The activation buffer also keeps, per hidden layer, what the activation's derivative
     needs when the layer's output is not it: the pre-activations of gelu and swish, or
-    the activation before the shortcut is added (``residual``).  With ``residual`` the
+    the activation before the shortcut is added or dropout applied.  With ``residual`` the
     scratch buffer doubles: its second half carries the shortcuts' gradients down.
     """
     n_act = int(sum(widths))
-    if activation_code in KEEPS_PRE or residual:
+    if activation_code in KEEPS_PRE or residual or dropout:
         n_act += int(sum(widths[1:-1]))
     scratch = max(int(max(widths)), SCRATCH_PER_SAMPLE) * batch
     return n_act * batch, scratch * (2 if residual else 1)

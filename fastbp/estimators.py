@@ -11,7 +11,9 @@ fastbp's extras come after scikit-learn's parameters and default to its behaviou
   float64, as scikit-learn does);
 - ``n_threads``: Numba and BLAS threads during fit;
 - ``clip_norm``: gradient clipping by global norm.
-- ``residual``: identity shortcuts around hidden layers of equal widths (default off).
+- ``residual``: identity shortcuts around hidden layers of equal widths (default off);
+  ``dropout``: inverted dropout on the hidden layers in training (default 0, the
+  stochastic solvers only).
 
 Where scikit-learn's MLP is inconsistent, fastbp follows the mathematics:
 
@@ -82,6 +84,7 @@ class _BaseMLP(BaseEstimator):
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
         "residual": ["boolean"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
     }
 
@@ -166,7 +169,8 @@ class _BaseMLP(BaseEstimator):
             self._net = Network([n_features] + hidden + [self.n_outputs_],
                                 activation=self.activation,
                                 output=_OUTPUTS[self.out_activation_], dtype=dtype,
-                                random_state=rng, residual=self.residual)
+                                random_state=rng, residual=self.residual,
+                                dropout=self.dropout)
             self.loss_curve_ = []
             self.t_ = 0
             self.best_loss_ = None if self.early_stopping else np.inf
@@ -303,8 +307,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier``, on fastbp's kernels.
 
     Parameters are scikit-learn's (see ``sklearn.neural_network.MLPClassifier``), then
-    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual`` and ``weight_decay``
-    (for ``solver='adamw'``).  Binary, multiclass and multilabel (indicator matrix) targets.
+    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual``, ``dropout`` and
+    ``weight_decay`` (for ``solver='adamw'``).  Binary, multiclass and multilabel (indicator matrix) targets.
 
     Attributes
     ----------
@@ -321,7 +325,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype=None, n_threads=None, clip_norm=None, weight_decay=0.01,
-                 residual=False):
+                 residual=False, dropout=0.0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -349,6 +353,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.n_threads = n_threads
         self.clip_norm = clip_norm
         self.residual = residual
+        self.dropout = dropout
         self.weight_decay = weight_decay
 
     def _out_activation(self):
@@ -423,8 +428,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor``, on fastbp's kernels.
 
     Parameters are scikit-learn's (see ``sklearn.neural_network.MLPRegressor``), then
-    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual`` and ``weight_decay``
-    (for ``solver='adamw'``).  ``loss='poisson'`` uses an exponential output.
+    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual``, ``dropout`` and
+    ``weight_decay`` (for ``solver='adamw'``).  ``loss='poisson'`` uses an exponential output.
     """
 
     _parameter_constraints: dict = {
@@ -439,7 +444,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype=None, n_threads=None, clip_norm=None, weight_decay=0.01,
-                 residual=False):
+                 residual=False, dropout=0.0):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -468,6 +473,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.n_threads = n_threads
         self.clip_norm = clip_norm
         self.residual = residual
+        self.dropout = dropout
         self.weight_decay = weight_decay
 
     def _out_activation(self):

@@ -48,7 +48,8 @@ def save(net, path):
         "format": FORMAT, "version": VERSION,
         "layers": list(net.layers), "activation": net.activation, "output": net.output,
         "dtype": net.dtype.name, "init": net.init, "init_scale": net.init_scale,
-        "residual": net.residual,
+        "residual": net.residual, "dropout": net.dropout,
+        "dropout_state": [net._dropout_seed, net._dropout_epochs],
         "optimizer": None if net._optimizer is None else {
             "name": type(net._optimizer).__name__, "params": vars(net._optimizer)},
         "history": {k: _plain(getattr(net, k)) for k in _HISTORY},
@@ -140,9 +141,14 @@ def load(path):
     try:
         net = Network(layers, spec["activation"], spec["output"], dtype=spec["dtype"],
                       random_state=0, init=spec["init"], init_scale=spec["init_scale"],
-                      residual=spec.get("residual", False))
+                      residual=spec.get("residual", False), dropout=spec.get("dropout", 0.0))
     except (TypeError, ValueError, KeyError) as exc:
         raise bad(f"its architecture is invalid ({exc})") from None
+    state = spec.get("dropout_state", [0, 0])
+    if not (isinstance(state, list) and len(state) == 2 and all(_is_int(v) and 0 <= v < 2 ** 63
+                                                                  for v in state)):
+        raise bad(f"its dropout state is invalid ({state!r})")
+    net._dropout_seed, net._dropout_epochs = state
     _expect(data, "params", net._params.shape, net.dtype, bad)
     _expect(data, "loss_curve", None, np.float64, bad)
     _expect(data, "validation_scores", None, np.float64, bad)

@@ -58,6 +58,12 @@ class Network:
         ``normal``: weights normal with standard deviation ``init_scale``, zero biases.
     init_scale : float, default=0.01
         Standard deviation of the ``normal`` initialisation (the seed article's 0.01).
+    dropout : float in [0, 1), default=0.0
+        Inverted dropout on every hidden layer's output during training with the
+        stochastic optimizers: each unit is zeroed with probability ``dropout`` and the
+        rest scaled by ``1 / (1 - dropout)``; ``predict``, ``forward``, ``score`` and
+        ``loss_and_gradients`` use the whole network.  The masks come from
+        ``random_state``, so runs are reproducible.
     residual : bool, default=False
         Identity shortcuts: every hidden layer whose input and output widths match
         outputs ``act(W x + b) + x``, so gradients reach early layers through the sum
@@ -81,7 +87,7 @@ class Network:
     """
 
     def __init__(self, layers, activation="relu", output="identity", dtype=np.float32,
-                 random_state=None, init="glorot", init_scale=0.01, residual=False):
+                 random_state=None, init="glorot", init_scale=0.01, residual=False, dropout=0.0):
         self.layers = check_layers(layers)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.output = check_choice("output", output, OUTPUTS)
@@ -91,13 +97,20 @@ class Network:
         self.init = check_choice("init", init, INITS)
         self.init_scale = check_positive_float("init_scale", init_scale)
         self.residual = check_bool("residual", residual)
+        self.dropout = check_nonnegative_float("dropout", dropout)
+        if not self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.random_state = random_state
         self._rng = check_random_state(random_state)
         self._table, n_params = layer_table(self.layers, ACTIVATIONS[self.activation],
-                                            OUTPUTS[self.output], self.residual)
+                                            OUTPUTS[self.output], self.residual,
+                                            self.dropout > 0)
         self._params = np.empty(n_params, dtype=self.dtype)
         self._set_views()
         self._initialise()
+        # Dropout masks: epoch e of the network's life is seeded by _dropout_seed + e.
+        self._dropout_seed = int(self._rng.randint(2 ** 62)) if self.dropout > 0 else 0
+        self._dropout_epochs = 0
         self._reset_training()
 
     # -- parameters -----------------------------------------------------------------------------
@@ -167,14 +180,15 @@ class Network:
         self._set_views()
 
     def __repr__(self):
-        extra = ", residual=True" if self.residual else ""
+        extra = (", residual=True" if self.residual else "") + \
+            (f", dropout={self.dropout:g}" if self.dropout else "")
         return (f"Network(layers={list(self.layers)}, activation={self.activation!r}, "
                 f"output={self.output!r}, dtype={self.dtype.name}{extra})")
 
     def _buffer_sizes(self, batch):
         """Lengths of the kernels' activation and scratch buffers for ``batch`` rows."""
         return buffer_sizes(self.layers, batch, ACTIVATIONS[self.activation],
-                            bool((self._table[:, FLAGS] & SHORTCUT).any()))
+                            bool((self._table[:, FLAGS] & SHORTCUT).any()), self.dropout > 0)
 
     def save(self, path):
         """Write the network (architecture, weights, optimizer state, history) to an ``.npz`` file.
@@ -325,6 +339,9 @@ class Network:
 
         with _threads(n_threads):
             if isinstance(opt, LBFGS):
+                if self.dropout > 0:
+                    raise ValueError("dropout needs a stochastic optimizer: L-BFGS minimises "
+                                     "one fixed objective (use 'sgd', 'adam', ...)")
                 return self._fit_lbfgs(X, Y, SW, train_rows, epochs, alpha, opt, tol, callbacks)
             self._fit_stochastic(X, Y, SW, train_rows, val, epochs, batch_size, lr0, sched, shuffle,
                                  early_stopping, n_iter_no_change, tol, callbacks, verbose)
@@ -686,16 +703,18 @@ class _Trainer:
         params = net._params
         losses = np.empty(n_epochs, dtype=np.float64)
         self.norms = np.empty((n_epochs, net._table.shape[0]), dtype=np.float64)
+        seeds = net._dropout_seed + net._dropout_epochs + np.arange(n_epochs, dtype=np.int64)
         run_epochs(params, self.X, self.Y, self.SW, orders, net._table, self.batch,
                    net._optimizer.kind, net._hyper, net._opt_state, self.abuf, self.tmp,
-                   self.grad, _NO_RATES if rates is None else rates, losses, self.norms,
-                   want_loss)
+                   self.grad, _NO_RATES if rates is None else rates, net.dropout, seeds, losses,
+                   self.norms, want_loss)
         if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))):
             raise DivergenceError(
                 f"training diverged (loss {losses[-1]!r}): the loss or the weights became "
                 f"non-finite. The learning rate ({net._hyper[H_LR]:g}) is the likely cause; "
                 f"lower it or scale the inputs. The weights from before the failing epoch "
                 f"were restored.")
+        net._dropout_epochs += n_epochs
         return losses
 
 

@@ -108,13 +108,18 @@ def _shortcut(coefs, l, residual):
     return residual and l < len(coefs) - 1 and coefs[l].shape[0] == coefs[l].shape[1]
 
 
-def _forward(coefs, intercepts, X, activation, residual=False):
-    """Layer outputs ``[X, h1, ..., hL]`` and pre-activations ``[z1, ..., zL]``."""
+def _forward(coefs, intercepts, X, activation, residual=False, masks=None):
+    """Layer outputs ``[X, h1, ..., hL]`` and pre-activations ``[z1, ..., zL]``.
+
+    ``masks``: one ``(n_samples, width)`` array of dropout factors per hidden layer
+    (0, or ``1 / (1 - p)``), multiplying its activations before any shortcut."""
     a, zs = [X], []
     for l, (W, b) in enumerate(zip(coefs, intercepts)):
         z = a[-1] @ W + b
         zs.append(z)
         h = z if l == len(coefs) - 1 else ACTIVATIONS[activation](z)
+        if masks is not None and l < len(coefs) - 1:
+            h = h * masks[l]
         a.append(h + a[-1] if _shortcut(coefs, l, residual) else h)
     return a, zs
 
@@ -124,9 +129,10 @@ def predict(coefs, intercepts, X, activation, output, residual=False):
     return OUTPUTS[output](forward(coefs, intercepts, X, activation, output, residual)[-1])
 
 
-def loss_and_gradients(coefs, intercepts, X, Y, activation, output, residual=False):
-    """Mean loss over ``(X, Y)`` and its gradients with respect to every W and b."""
-    a, zs = _forward(coefs, intercepts, X, activation, residual)
+def loss_and_gradients(coefs, intercepts, X, Y, activation, output, residual=False, masks=None):
+    """Mean loss over ``(X, Y)`` and its gradients with respect to every W and b (with
+    ``masks``, of the network with those dropout masks applied; see ``_forward``)."""
+    a, zs = _forward(coefs, intercepts, X, activation, residual, masks)
     value = loss(output, a[-1], Y)
     delta = output_delta(output, a[-1], Y)
     coef_grads = [None] * len(coefs)
@@ -139,6 +145,8 @@ def loss_and_gradients(coefs, intercepts, X, Y, activation, output, residual=Fal
             # through the shortcut straight from this layer's output
             g = delta @ coefs[l].T + (g_out if _shortcut(coefs, l, residual) else 0)
             g_out = g
+            if masks is not None:
+                g = g * masks[l - 1]
             delta = g * DERIVATIVES[activation](zs[l - 1])
     return value, coef_grads, intercept_grads
 

@@ -607,3 +607,106 @@ def test_gradient_norms_of_lbfgs_iterations():
     # the last row is the gradient at the final weights
     _, gW, _ = net.loss_and_gradients(X, y)
     np.testing.assert_allclose(norms[-1], _layer_norms(gW), rtol=1e-8)
+
+
+# -- dropout -----------------------------------------------------------------------------------
+
+def _fastbp_masks(net, n, epoch=0, start=0):
+    """The dropout factors fastbp applies in epoch ``epoch`` to the batch at ``start``, as
+    (n_samples, width) arrays, one per hidden layer."""
+    from fastbp._kernels import dropout
+
+    seed = dropout.batch_seed(net._dropout_seed + epoch, start)
+    return [dropout.mask(seed, l, width, n, net.dropout).T
+            for l, width in enumerate(net.layers[1:-1])]
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("shape", [[4, 6, 6, 3], [24, 24, 16, 3]])  # loop and BLAS paths
+def test_dropout_step_equals_the_reference_with_the_same_masks(shape, residual):
+    X, y = make_data(40, shape[0], 3, "softmax", seed=3)
+    net = fastbp.Network(shape, activation="tanh", output="softmax", dtype=np.float64,
+                         random_state=0, dropout=0.4, residual=residual)
+    coefs = [W.copy() for W in net.coefs_]
+    intercepts = [b.copy() for b in net.intercepts_]
+    masks = _fastbp_masks(net, 40)
+    assert all(set(np.unique(m)) <= {0.0, 1 / 0.6} for m in masks)
+    net.fit(X, y, epochs=1, batch_size=40, learning_rate=0.5, shuffle=False)
+    Y = targets_2d(y, 3, "softmax")
+    loss, gW, gb = reference.loss_and_gradients(coefs, intercepts, X, Y, "tanh", "softmax",
+                                                residual=residual, masks=masks)
+    assert net.loss_curve_[0] == pytest.approx(loss, rel=1e-12)
+    for W, W0, g in zip(net.coefs_ + net.intercepts_, coefs + intercepts, gW + gb):
+        np.testing.assert_allclose(W, W0 - 0.5 * g, rtol=0, atol=1e-12)
+
+
+def test_the_reference_with_masks_matches_finite_differences():
+    X, y = make_data(7, 3, 2, "identity", seed=5)
+    Y = targets_2d(y, 2, "identity")
+    rng = np.random.default_rng(0)
+    coefs = [rng.normal(size=(3, 4)), rng.normal(size=(4, 4)), rng.normal(size=(4, 2))]
+    intercepts = [rng.normal(size=4), rng.normal(size=4), rng.normal(size=2)]
+    masks = [(rng.random((7, 4)) > 0.3) / 0.7 for _ in range(2)]
+    _, gW, _ = reference.loss_and_gradients(coefs, intercepts, X, Y, "gelu", "identity",
+                                            residual=True, masks=masks)
+    h = 1e-6
+    for l, W in enumerate(coefs):
+        for idx in np.ndindex(W.shape):
+            W[idx] += h
+            up = reference.loss_and_gradients(coefs, intercepts, X, Y, "gelu", "identity",
+                                              residual=True, masks=masks)[0]
+            W[idx] -= 2 * h
+            down = reference.loss_and_gradients(coefs, intercepts, X, Y, "gelu", "identity",
+                                                residual=True, masks=masks)[0]
+            W[idx] += h
+            assert gW[l][idx] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9)
+
+
+def test_dropout_masks_drop_the_asked_fraction_and_differ_by_batch_and_layer():
+    from fastbp._kernels import dropout
+
+    m = dropout.mask(dropout.batch_seed(12345, 0), 0, 64, 1000, 0.3)
+    assert abs((m == 0).mean() - 0.3) < 0.01
+    assert not np.array_equal(m, dropout.mask(dropout.batch_seed(12345, 32), 0, 64, 1000, 0.3))
+    assert not np.array_equal(m, dropout.mask(dropout.batch_seed(12345, 0), 1, 64, 1000, 0.3))
+
+
+def test_dropout_is_reproducible_trains_only_and_batches_epochs_alike():
+    X, y = make_data(64, 4, 3, "softmax")
+    kwargs = dict(epochs=12, batch_size=16, learning_rate=0.05)
+    a = fastbp.Network(SHAPE, output="softmax", random_state=7, dropout=0.3).fit(X, y, **kwargs)
+    b = fastbp.Network(SHAPE, output="softmax", random_state=7, dropout=0.3).fit(
+        X, y, callbacks=lambda epoch, metrics: None, **kwargs)
+    assert np.array_equal(a.get_params_vector(), b.get_params_vector())
+    c = fastbp.Network(SHAPE, output="softmax", random_state=7).fit(X, y, **kwargs)
+    assert not np.array_equal(a.get_params_vector(), c.get_params_vector())
+    # prediction and the reported gradient use the whole network
+    np.testing.assert_array_equal(a.forward(X), a.forward(X))
+    np.testing.assert_allclose(
+        a.forward(X), reference.predict([W.astype(np.float64) for W in a.coefs_],
+                                        [v.astype(np.float64) for v in a.intercepts_],
+                                        X, "relu", "softmax"), atol=1e-5)
+
+
+def test_dropout_continues_across_save_and_load(tmp_path):
+    X, y = make_data(48, 4, 3, "softmax")
+    one = fastbp.Network(SHAPE, output="softmax", random_state=2, dropout=0.2)
+    one.fit(X, y, epochs=6, batch_size=16)
+    two = fastbp.Network(SHAPE, output="softmax", random_state=2, dropout=0.2)
+    two.fit(X, y, epochs=3, batch_size=16)
+    two.save(tmp_path / "d.npz")
+    two = fastbp.load(tmp_path / "d.npz")
+    assert two.dropout == 0.2
+    two.fit(X, y, epochs=3, batch_size=16, warm_start=True)
+    assert np.array_equal(one.get_params_vector(), two.get_params_vector())
+
+
+def test_dropout_arguments_are_checked():
+    X, y = make_data(20, 4, 3, "softmax")
+    for bad in (1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="dropout"):
+            fastbp.Network(SHAPE, dropout=bad)
+    with pytest.raises(TypeError, match="dropout"):
+        fastbp.Network(SHAPE, dropout="0.5")
+    with pytest.raises(ValueError, match="dropout needs a stochastic optimizer"):
+        fastbp.Network(SHAPE, output="softmax", dropout=0.1).fit(X, y, optimizer="lbfgs")

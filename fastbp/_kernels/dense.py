@@ -10,6 +10,7 @@ import numpy as np
 
 from .._config import BLAS_MIN_WIDTH, BLAS_MIN_WORK, njit
 from .activations import backprop_row, bias_activation
+from .dropout import apply_row
 
 
 @njit
@@ -83,7 +84,7 @@ def blas_weight_gradient(grad, w0, n_in, n_out, A2, D, nb):
 
 @njit
 def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, propagate, P,
-                   carry, add_carry, save_carry):
+                   carry, add_carry, save_carry, drop, seed, l_in):
     """Gradients of one layer from its output delta ``D`` (flat ``(n_out, nb)``).
 
     Writes dW = A @ D.T and db = D summed over the batch into ``grad``.  When
@@ -91,7 +92,9 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
     with the previous layer's delta ``g * act'(z)``, where ``g = W @ D`` is the gradient
     with respect to ``A``, plus ``carry`` when ``add_carry`` (this layer's shortcut
     passes its output's gradient straight down); with ``save_carry`` (the previous layer
-    has a shortcut) ``g`` is saved into ``carry`` for the next call.  The derivative of
+    has a shortcut) ``g`` is saved into ``carry`` for the next call; with ``drop`` > 0 it
+    then goes through the dropout mask of layer ``l_in`` (the previous one) for the batch
+    ``seed``.  The derivative of
     activation ``code_in`` is taken from ``P``: the activation's output, or its input
     for ``keeps_pre`` codes (``P`` is ``A`` itself when nothing else was kept).  ``tmp``
     is scratch of at least ``n_in * nb``.
@@ -107,7 +110,7 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
             np.dot(W.reshape((n_in, n_out)), D2, tmp[:n_in * nb].reshape((n_in, nb)))
             for i in range(n_in):
                 _delta_row(A, tmp[i * nb:(i + 1) * nb], P, carry, i, nb, code_in, add_carry,
-                           save_carry)
+                           save_carry, drop, seed, l_in)
         return
     for i in range(n_in):
         a = A[i * nb:(i + 1) * nb]
@@ -121,11 +124,11 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
         t = tmp[:nb]
         for i in range(n_in):
             combine_rows(t, W, i * n_out, 1, n_out, D, nb)
-            _delta_row(A, t, P, carry, i, nb, code_in, add_carry, save_carry)
+            _delta_row(A, t, P, carry, i, nb, code_in, add_carry, save_carry, drop, seed, l_in)
 
 
 @njit
-def _delta_row(A, t, P, carry, i, nb, code, add_carry, save_carry):
+def _delta_row(A, t, P, carry, i, nb, code, add_carry, save_carry, drop, seed, l_in):
     """Row ``i`` of the previous layer's delta from its gradient ``t``, into ``A``."""
     c = carry[i * nb:(i + 1) * nb]
     if add_carry:
@@ -134,5 +137,7 @@ def _delta_row(A, t, P, carry, i, nb, code, add_carry, save_carry):
     if save_carry:
         for b in range(nb):
             c[b] = t[b]
+    if drop > 0.0:
+        apply_row(t, seed, l_in, i, nb, drop)
     p = P[i * nb:(i + 1) * nb]
     backprop_row(A[i * nb:(i + 1) * nb], t, p, p, code)

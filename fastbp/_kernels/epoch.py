@@ -14,6 +14,7 @@ import numpy as np
 
 from .._config import njit
 from .activations import IDENTITY, keeps_pre
+from .dropout import apply_row, batch_seed
 from .dense import (bias_gradient, blas_forward, blas_weight_gradient, dense_backward,
                     dense_forward, use_blas)
 from .losses import loss_and_delta, output_activation
@@ -54,13 +55,27 @@ def has_shortcut(layers, l):
 
 
 @njit
+def has_dropout(layers, l):
+    """Whether dense layer ``l``'s activations are dropped out in training."""
+    return (layers[l, 5] & 2) != 0
+
+
+@njit
+def keeps_separately(layers, l):
+    """Whether hidden layer ``l``'s output is not what its derivative reads, so that the
+    kept region holds that (the pre-activation, or the activation before dropout and
+    shortcut)."""
+    return keeps_pre(layers[l, 2]) or has_shortcut(layers, l) or has_dropout(layers, l)
+
+
+@njit
 def pre_block(layers, abuf, nb, l, out_off):
     """What dense layer ``l``'s activation derivative reads: its block in the kept region of
     ``abuf`` when the layer is hidden and its activation ``keeps_pre`` (the input z is
     kept) or it has a shortcut (the activation before the shortcut is kept), else the
     layer's output block itself (at ``out_off``)."""
     n_layers = layers.shape[0]
-    if l >= n_layers - 1 or not (keeps_pre(layers[l, 2]) or has_shortcut(layers, l)):
+    if l >= n_layers - 1 or not keeps_separately(layers, l):
         return abuf[out_off:]
     off = layers[n_layers - 1, 1]
     for k in range(n_layers):
@@ -71,9 +86,10 @@ def pre_block(layers, abuf, nb, l, out_off):
 
 
 @njit
-def forward_batch(params, layers, abuf, nb, first=0):
+def forward_batch(params, layers, abuf, nb, first=0, drop=0.0, seed=0):
     """Forward pass over a gathered batch, from layer ``first`` on (the earlier layers'
-    outputs already in place); returns the offset of the output logits in ``abuf``."""
+    outputs already in place); returns the offset of the output logits in ``abuf``.
+    ``drop`` > 0: training-mode dropout with the batch's ``seed``."""
     n_layers = layers.shape[0]
     off = 0
     for l in range(first):
@@ -85,33 +101,40 @@ def forward_batch(params, layers, abuf, nb, first=0):
         keep = pre_block(layers, abuf, nb, l, nxt)
         dense_forward(params, layers[l, 3], layers[l, 4], n_in, n_out,
                       abuf[off:nxt], abuf[nxt:], nb, code, keep)
-        if has_shortcut(layers, l):
-            add_shortcut(code, abuf[nxt:], keep, abuf[off:nxt].reshape((n_in, nb)), n_out, nb)
+        if l < n_layers - 1 and keeps_separately(layers, l):
+            finish_hidden(layers, l, abuf[nxt:], keep, abuf[off:nxt].reshape((n_in, nb)), nb,
+                          drop, seed)
         off = nxt
     return off
 
 
 @njit
-def add_shortcut(code, Z, keep, A2, n, nb):
-    """``Z += A2`` (the layer's input, any ``(n, nb)`` matrix) after keeping ``Z``, the
-    activation, in ``keep`` for the backward pass (unless ``keep`` holds the
-    pre-activation already)."""
-    if not keeps_pre(code):
+def finish_hidden(layers, l, Z, keep, A2, nb, drop, seed):
+    """After hidden layer ``l``'s activation: keep it for the backward pass (unless ``keep``
+    holds the pre-activation already), apply dropout (``drop`` > 0, training), then add
+    the shortcut's input ``A2`` (any ``(n, nb)`` matrix)."""
+    n = layers[l, 1]
+    if not keeps_pre(layers[l, 2]):
         for k in range(n * nb):
             keep[k] = Z[k]
-    for j in range(n):
-        z = Z[j * nb:(j + 1) * nb]
-        for b in range(nb):
-            z[b] += A2[j, b]
+    if drop > 0.0 and has_dropout(layers, l):
+        for j in range(n):
+            apply_row(Z[j * nb:(j + 1) * nb], seed, l, j, nb, drop)
+    if has_shortcut(layers, l):
+        for j in range(n):
+            z = Z[j * nb:(j + 1) * nb]
+            for b in range(nb):
+                z[b] += A2[j, b]
 
 
 @njit
 def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, scale, want_loss,
-                   gathered=False):
+                   drop=0.0, seed=0, gathered=False):
     """Forward and backward over one batch; ``grad`` receives ``scale`` times the gradient of
     the batch's per-sample losses summed with the weights ``SW``.
 
-    Returns that weighted loss sum (0 unless ``want_loss``).  With
+    Returns that weighted loss sum (0 unless ``want_loss``).  ``drop`` > 0: dropout
+    (training mode) with the batch's ``seed``.  With
     ``gathered``, the batch's inputs are already in place at the start of ``abuf``
     (the backward pass never writes there).
     """
@@ -127,13 +150,13 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
         keep0 = pre_block(layers, abuf, nb, 0, n_in0 * nb)
         blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], X0,
                      abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY, keep0)
-        if has_shortcut(layers, 0):
-            add_shortcut(layers[0, 2], abuf[n_in0 * nb:], keep0, X0, n_in0, nb)
-        off = forward_batch(params, layers, abuf, nb, 1)
+        if n_layers > 1 and keeps_separately(layers, 0):
+            finish_hidden(layers, 0, abuf[n_in0 * nb:], keep0, X0, nb, drop, seed)
+        off = forward_batch(params, layers, abuf, nb, 1, drop, seed)
     else:
         if not gathered:
             gather(X, order, start, nb, abuf)
-        off = forward_batch(params, layers, abuf, nb)
+        off = forward_batch(params, layers, abuf, nb, 0, drop, seed)
     n_out = layers[n_layers - 1, 1]
     loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, SW, order,
                           start, nb, n_out, scale, want_loss, tmp)
@@ -150,7 +173,8 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
             dense_backward(params, grad, layers[l, 3], layers[l, 4], n_in, layers[l, 1],
                            abuf[prev:off], abuf[off:], tmp, nb, code_in, l > 0,
                            pre_block(layers, abuf, nb, l - 1, prev) if l > 0 else abuf[prev:],
-                           carry, has_shortcut(layers, l), l > 0 and has_shortcut(layers, l - 1))
+                           carry, has_shortcut(layers, l), l > 0 and has_shortcut(layers, l - 1),
+                           drop, seed, l - 1)
         off = prev
     return loss
 
@@ -178,7 +202,7 @@ def add_weight_gradient_norms(grad, layers, acc):
 
 @njit
 def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state, abuf, tmp, grad,
-               rates, losses, norms, want_loss):
+               rates, drop, seeds, losses, norms, want_loss):
     """Train for ``losses.shape[0]`` epochs, updating ``params`` after every minibatch.
 
     Epoch ``e`` visits the rows ``orders[e % len(orders)]`` of ``X`` (all of them, or
@@ -190,7 +214,8 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     (only the L2 part when ``want_loss`` is false).  When ``rates`` is not empty, epoch
     ``e`` runs at the learning rate ``rates[e]``; otherwise at ``hyper``'s.
     ``norms[e, l]`` receives the mean over the epoch's batches of the norm of layer ``l``'s
-    weight gradient (with the L2 term, before clipping).
+    weight gradient (with the L2 term, before clipping).  ``drop`` > 0: dropout on the
+    layers marked for it, epoch ``e`` seeded by ``seeds[e]``.
     """
     n = orders.shape[1]
     alpha = hyper[H_ALPHA]
@@ -208,8 +233,9 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
             sw_sum = weight_sum(SW, order, start, nb)
             if sw_sum <= 0.0:
                 continue
+            seed = batch_seed(seeds[e], start) if drop > 0.0 else 0
             loss = batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad,
-                                  1.0 / sw_sum, want_loss, same_batch and e > 0)
+                                  1.0 / sw_sum, want_loss, drop, seed, same_batch and e > 0)
             loss += l2_penalty(params, grad, layers, alpha, sw_sum)
             total += loss * (nb / sw_sum)
             add_weight_gradient_norms(grad, layers, norms[e])
@@ -235,7 +261,7 @@ def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
         total += batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad,
-                                1.0 / sw_sum, True)
+                                1.0 / sw_sum, True, 0.0, 0)
         for k in range(grad.shape[0]):
             total_grad[k] += grad[k]
     total += l2_penalty(params, total_grad, layers, alpha, sw_sum)
@@ -259,9 +285,9 @@ def predict_rows(params, X, order, layers, chunk, abuf, tmp, out):
             blas_forward(params, layers[0, 3], layers[0, 4], n_in0, n_out0,
                          X[start:start + nb].T, abuf[n_in0 * nb:], nb,
                          layers[0, 2] if n_layers > 1 else IDENTITY, keep0)
-            if has_shortcut(layers, 0):
-                add_shortcut(layers[0, 2], abuf[n_in0 * nb:], keep0, X[start:start + nb].T,
-                             n_in0, nb)
+            if n_layers > 1 and keeps_separately(layers, 0):
+                finish_hidden(layers, 0, abuf[n_in0 * nb:], keep0, X[start:start + nb].T, nb,
+                              0.0, 0)
             off = forward_batch(params, layers, abuf, nb, 1)
         else:
             gather(X, order, start, nb, abuf)
