@@ -130,14 +130,22 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
 @njit
 def _delta_row(A, t, P, carry, i, nb, code, add_carry, save_carry, drop, seed, l_in):
     """Row ``i`` of the previous layer's delta from its gradient ``t``, into ``A``."""
-    c = carry[i * nb:(i + 1) * nb]
-    if add_carry:
-        for b in range(nb):
-            t[b] += c[b]
-    if save_carry:
-        for b in range(nb):
-            c[b] = t[b]
+    if add_carry or save_carry:
+        c = carry[i * nb:(i + 1) * nb]
+        if add_carry:
+            for b in range(nb):
+                t[b] += c[b]
+        if save_carry:
+            for b in range(nb):
+                c[b] = t[b]
     if drop > 0.0:
         apply_row(t, seed, l_in, i, nb, drop)
-    p = P[i * nb:(i + 1) * nb]
-    backprop_row(A[i * nb:(i + 1) * nb], t, p, p, code)
+    a = A[i * nb:(i + 1) * nb]
+    if P.ctypes.data == A.ctypes.data:
+        # The same row object: LLVM then knows the in-place update is element-wise and
+        # vectorizes it; two slices of the same memory fail its runtime overlap check and
+        # run the scalar loop (10% of a small epoch).
+        backprop_row(a, t, a, a, code)
+    else:
+        p = P[i * nb:(i + 1) * nb]
+        backprop_row(a, t, p, p, code)

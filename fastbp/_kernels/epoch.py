@@ -190,14 +190,17 @@ def weight_sum(SW, order, start, nb):
 
 @njit
 def add_weight_gradient_norms(grad, layers, acc):
-    """``acc[l] +=`` the L2 norm of layer ``l``'s weight gradient (biases left out)."""
+    """``acc[l] +=`` the L2 norm of layer ``l``'s weight gradient (biases left out).
+
+    Summed in the gradient's dtype (a diagnostic: float32's precision is plenty, and
+    the sum vectorizes twice as wide)."""
     for l in range(layers.shape[0]):
         w0 = layers[l, 3]
-        sq = 0.0
-        for k in range(w0, w0 + layers[l, 0] * layers[l, 1]):
-            g = np.float64(grad[k])
-            sq += g * g
-        acc[l] += np.sqrt(sq)
+        g = grad[w0:w0 + layers[l, 0] * layers[l, 1]]  # a slice, so the loop vectorizes
+        sq = grad.dtype.type(0)
+        for k in range(g.shape[0]):
+            sq += g[k] * g[k]
+        acc[l] += np.sqrt(np.float64(sq))
 
 
 @njit

@@ -42,11 +42,14 @@ def l2_penalty(params, grad, layers, alpha, n):
     scale = grad.dtype.type(alpha / n)
     sq = 0.0
     for l in range(layers.shape[0]):
-        w0 = layers[l, 3]
-        for k in range(w0, w0 + layers[l, 0] * layers[l, 1]):
-            w = params[k]
+        # Slices, then loops from 0: Numba cannot vectorize ``for k in range(w0, ...)``
+        # over ``params[k]`` (negative indices would wrap around), which ran 8x slower.
+        w0, count = layers[l, 3], layers[l, 0] * layers[l, 1]
+        W, G = params[w0:w0 + count], grad[w0:w0 + count]
+        for k in range(count):
+            w = W[k]
             sq += np.float64(w) * np.float64(w)
-            grad[k] += scale * w
+            G[k] += scale * w
     return 0.5 * alpha * sq
 
 
