@@ -16,7 +16,7 @@ import numpy as np
 from . import _config
 from ._kernels.epoch import data_gradient, predict_rows, run_epochs
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
-from ._kernels.shuffle import draw_epoch_orders
+from ._kernels.shuffle import epoch_orders
 from ._spec import (ACTIVATIONS, FLAGS, OUTPUTS, SHORTCUT, buffer_sizes, layer_table,
                     weight_views)
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
@@ -445,7 +445,7 @@ class Network:
         if shuffle:
             # Each epoch permutes the previous order (scikit-learn's draws of
             # rng.permutation, made in compiled code); a warm start continues from the last.
-            orders = draw_epoch_orders(self._rng, self._perm, train_rows, k)
+            orders = _draw_epoch_orders(self._rng, self._perm, train_rows, k)
         else:
             orders = train_rows[self._perm].reshape(1, -1)
         if isinstance(sched, Adaptive):
@@ -719,6 +719,28 @@ class _Trainer:
 
 
 _NO_RATES = np.empty(0, dtype=np.float64)
+
+
+def _draw_epoch_orders(rng, perm, rows, k):
+    """``k`` epochs of compounding shuffles from the ``RandomState`` ``rng``: returns the
+    ``(k, n)`` orders, updates ``perm`` in place and advances ``rng`` as ``k`` calls of
+    ``rng.permutation(n)`` would.  Falls back to those calls when ``rng`` is not driven by
+    MT19937, and for a single epoch (reading and writing the generator's state costs more
+    than NumPy's own draw then)."""
+    n = perm.shape[0]
+    orders = np.empty((k, n), dtype=np.int64)
+    state = rng.get_state(legacy=False) if k > 1 else None
+    if state is None or state["bit_generator"] != "MT19937":
+        for e in range(k):
+            perm[:] = perm[rng.permutation(n)]
+            orders[e] = rows[perm]
+        return orders
+    key = np.array(state["state"]["key"], dtype=np.int64)
+    pos = np.array([state["state"]["pos"]], dtype=np.int64)
+    epoch_orders(key, pos, perm, rows, orders, np.empty(2 * n, dtype=np.int64))
+    state["state"] = {"key": key.astype(np.uint32), "pos": int(pos[0])}
+    rng.set_state(state)
+    return orders
 
 
 def _epochs_per_call(remaining, n_train, n_params):

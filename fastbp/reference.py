@@ -137,6 +137,7 @@ def loss_and_gradients(coefs, intercepts, X, Y, activation, output, residual=Fal
     delta = output_delta(output, a[-1], Y)
     coef_grads = [None] * len(coefs)
     intercept_grads = [None] * len(coefs)
+    g_out = None  # the gradient with respect to the current layer's output
     for l in range(len(coefs) - 1, -1, -1):
         coef_grads[l] = a[l].T @ delta
         intercept_grads[l] = delta.sum(axis=0)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fastbp._kernels.shuffle import draw_epoch_orders
+from fastbp.network import _draw_epoch_orders as draw_epoch_orders
 
 
 def numpy_orders(rng, perm, rows, k):

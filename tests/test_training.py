@@ -1,5 +1,4 @@
 """Training options against plain NumPy statements of their published rules."""
-import warnings
 
 import numba
 import numpy as np
@@ -566,7 +565,6 @@ def test_gradient_norms_are_those_of_each_epochs_gradient(per_epoch_calls):
     # included) at the weights it starts from.
     X, y = make_data(50, 4, 3, "softmax")
     net = fastbp.Network([4, 6, 5, 3], output="softmax", dtype=np.float64, random_state=1)
-    starts = []
     kwargs = dict(epochs=4, batch_size=50, learning_rate=0.5, alpha=0.3, shuffle=False)
     if per_epoch_calls:
         kwargs["callbacks"] = lambda epoch, metrics: None

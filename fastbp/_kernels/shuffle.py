@@ -4,15 +4,14 @@
 as scikit-learn does, so that both visit the rows in the same order for the same seed.
 That call costs about 25 ns per row, more than a whole epoch of a small network.  This
 module draws the same permutations in compiled code from the generator's state (the
-MT19937 key and position of ``RandomState.get_state``), which the caller writes back,
-so the generator ends exactly where ``k`` calls of ``permutation`` would leave it.
+MT19937 key and position of ``RandomState.get_state``), which the caller
+(``network._draw_epoch_orders``) writes back, so the generator ends exactly where ``k``
+calls of ``permutation`` would leave it.
 
 The algorithm is NumPy's legacy one: a Fisher-Yates pass from the last element down,
 each index drawn uniformly in ``[0, i]`` by masking a 32-bit draw (64-bit above
 ``2**32 - 1``) to the smallest covering power of two and rejecting draws above ``i``.
 """
-import numpy as np
-
 from .._config import njit
 
 N = 624
@@ -78,24 +77,3 @@ def epoch_orders(key, pos, perm, rows, orders, scratch):
         for i in range(n):
             perm[i] = nxt[i]
             orders[e, i] = rows[nxt[i]]
-
-
-def draw_epoch_orders(rng, perm, rows, k):
-    """``k`` epochs of compounding shuffles from the ``RandomState`` ``rng``: returns the
-    ``(k, n)`` orders, updates ``perm`` in place and advances ``rng`` as ``k`` calls of
-    ``rng.permutation(n)`` would.  Falls back to those calls when ``rng`` is not driven by
-    MT19937."""
-    n = perm.shape[0]
-    orders = np.empty((k, n), dtype=np.int64)
-    state = rng.get_state(legacy=False)
-    if state["bit_generator"] != "MT19937":
-        for e in range(k):
-            perm[:] = perm[rng.permutation(n)]
-            orders[e] = rows[perm]
-        return orders
-    key = np.array(state["state"]["key"], dtype=np.int64)
-    pos = np.array([state["state"]["pos"]], dtype=np.int64)
-    epoch_orders(key, pos, perm, rows, orders, np.empty(2 * n, dtype=np.int64))
-    state["state"] = {"key": key.astype(np.uint32), "pos": int(pos[0])}
-    rng.set_state(state)
-    return orders
