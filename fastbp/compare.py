@@ -328,23 +328,19 @@ def thread_limits(threads, libraries):
     """BLAS and OpenMP runtimes (threadpoolctl), Numba and PyTorch limited to ``threads``
     inside; restored after.  The libraries' modules are imported first, so that the
     limits reach every runtime they load."""
-    import numba
-    from threadpoolctl import threadpool_limits
+    from .network import _threads
 
     for library in libraries:
         for module in _IMPORTS[library]:
             importlib.import_module(module)
-    numba_before = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     torch = sys.modules.get("torch") if "torch" in libraries else None
     torch_before = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(threads)
     try:
-        with threadpool_limits(limits=threads):
+        with _threads(threads):
             yield
     finally:
-        numba.set_num_threads(numba_before)
         if torch is not None:
             torch.set_num_threads(torch_before)
 

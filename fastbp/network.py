@@ -775,7 +775,8 @@ def _check_threads(n_threads):
 
 @contextlib.contextmanager
 def _threads(n_threads):
-    """Numba's and BLAS's thread counts set to ``n_threads`` inside, restored after."""
+    """Numba's and BLAS's thread counts set to ``n_threads`` inside (Numba's capped at its
+    pool, ``NUMBA_NUM_THREADS``), restored after."""
     if n_threads is None:
         yield
         return
@@ -783,7 +784,7 @@ def _threads(n_threads):
     from threadpoolctl import threadpool_limits
 
     before = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
     try:
         with threadpool_limits(limits=n_threads):
             yield
