@@ -33,54 +33,82 @@ OUTPUTS = {
 }
 
 #: Columns of the ``layers`` array handed to the kernels.
-N_IN, N_OUT, CODE, W_OFF, B_OFF, FLAGS = range(6)
+N_IN, N_OUT, CODE, W_OFF, B_OFF, FLAGS, G_OFF, S_OFF = range(8)
 #: Bits of the FLAGS column: the layer's output adds its input (an identity shortcut); the
-#: layer's activations are dropped out in training.
+#: layer's activations are dropped out in training; the layer is batch-normalized.
 SHORTCUT = 1
 DROPOUT = 2
+BATCHNORM = 4
 
 
-def layer_table(widths, activation_code, output_code, residual=False, dropout=False):
-    """The ``(L, 6)`` int64 table the kernels read, and the length of the flat vector.
+def layer_table(widths, activation_code, output_code, residual=False, dropout=False,
+                batch_norm=False):
+    """The ``(L, 8)`` int64 table the kernels read, and the length of the flat vector.
 
     Each dense layer stores its weights ``(n_in, n_out)`` row-major, then its bias.
     With ``residual``, every hidden layer whose input and output widths match gets an
     identity shortcut (``SHORTCUT`` in its flags); with ``dropout`` every hidden layer is
-    marked ``DROPOUT``.
+    marked ``DROPOUT``.  With ``batch_norm`` every hidden layer is marked ``BATCHNORM``;
+    its bias is then the shift applied after normalization, followed in the flat vector by
+    the scales (``G_OFF``), and its running mean and variance sit at ``S_OFF`` and
+    ``S_OFF + n_out`` of the running-statistics array (columns -1 for other layers).
     """
     n_layers = len(widths) - 1
-    table = np.empty((n_layers, 6), dtype=np.int64)
+    table = np.empty((n_layers, 8), dtype=np.int64)
     off = 0
+    stats = 0
     for l in range(n_layers):
         n_in, n_out = widths[l], widths[l + 1]
-        code = activation_code if l < n_layers - 1 else output_code
-        flags = SHORTCUT if residual and l < n_layers - 1 and n_in == n_out else 0
-        if dropout and l < n_layers - 1:
+        hidden = l < n_layers - 1
+        code = activation_code if hidden else output_code
+        flags = SHORTCUT if residual and hidden and n_in == n_out else 0
+        if dropout and hidden:
             flags |= DROPOUT
-        table[l] = (n_in, n_out, code, off, off + n_in * n_out, flags)
-        off += n_in * n_out + n_out
+        g_off = s_off = -1
+        if batch_norm and hidden:
+            flags |= BATCHNORM
+            g_off, s_off = off + n_in * n_out + n_out, stats
+            stats += 2 * n_out
+        table[l] = (n_in, n_out, code, off, off + n_in * n_out, flags, g_off, s_off)
+        off += n_in * n_out + n_out * (2 if g_off >= 0 else 1)
     return table, off
+
+
+def n_running_stats(table):
+    """Length of the running-statistics array (means and variances of batch-normalized layers)."""
+    return int(2 * table[table[:, G_OFF] >= 0, N_OUT].sum())
 
 
 def weight_views(params, table):
     """``(coefs, intercepts)``: lists of views of ``params``, shaped ``(n_in, n_out)`` and ``(n_out,)``."""
     coefs, intercepts = [], []
-    for n_in, n_out, _, w_off, b_off, _ in table:
+    for n_in, n_out, _, w_off, b_off, *_ in table:
         coefs.append(params[w_off:w_off + n_in * n_out].reshape(n_in, n_out))
         intercepts.append(params[b_off:b_off + n_out])
     return coefs, intercepts
 
 
-def buffer_sizes(widths, batch, activation_code=IDENTITY, residual=False, dropout=False):
+def scale_views(params, table):
+    """Views of the batch-normalization scales of each batch-normalized layer, in order."""
+    return [params[g:g + n] for n, g in zip(table[:, N_OUT], table[:, G_OFF]) if g >= 0]
+
+
+def buffer_sizes(widths, batch, activation_code=IDENTITY, residual=False, dropout=False,
+                 batch_norm=False):
     """Lengths of the activation buffer and the scratch buffer for batches of ``batch`` rows.
 
     The activation buffer also keeps, per hidden layer, what the activation's derivative
     needs when the layer's output is not it: the pre-activations of gelu and swish, or
-    the activation before the shortcut is added or dropout applied.  With ``residual`` the
-    scratch buffer doubles: its second half carries the shortcuts' gradients down.
+    the activation before the shortcut is added or dropout applied.  With ``batch_norm``
+    it then holds each hidden layer's normalized values and its inverse standard
+    deviations ((batch + 1) values per unit).  With ``residual`` the scratch buffer
+    doubles: its second half carries the shortcuts' gradients down.
     """
+    hidden = int(sum(widths[1:-1]))
     n_act = int(sum(widths))
     if activation_code in KEEPS_PRE or residual or dropout:
-        n_act += int(sum(widths[1:-1]))
+        n_act += hidden
+    if batch_norm:
+        n_act += hidden
     scratch = max(int(max(widths)), SCRATCH_PER_SAMPLE) * batch
-    return n_act * batch, scratch * (2 if residual else 1)
+    return n_act * batch + (hidden if batch_norm else 0), scratch * (2 if residual else 1)

@@ -13,7 +13,8 @@ fastbp's extras come after scikit-learn's parameters and default to its behaviou
 - ``clip_norm``: gradient clipping by global norm.
 - ``residual``: identity shortcuts around hidden layers of equal widths (default off);
   ``dropout``: inverted dropout on the hidden layers in training (default 0, the
-  stochastic solvers only).
+  stochastic solvers only); ``batch_norm``: batch normalization of the hidden layers
+  (default off, the stochastic solvers only).
 
 Where scikit-learn's MLP is inconsistent, fastbp follows the mathematics:
 
@@ -85,6 +86,7 @@ class _BaseMLP(BaseEstimator):
         "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
         "residual": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
     }
 
@@ -170,7 +172,7 @@ class _BaseMLP(BaseEstimator):
                                 activation=self.activation,
                                 output=_OUTPUTS[self.out_activation_], dtype=dtype,
                                 random_state=rng, residual=self.residual,
-                                dropout=self.dropout)
+                                dropout=self.dropout, batch_norm=self.batch_norm)
             self.loss_curve_ = []
             self.t_ = 0
             self.best_loss_ = None if self.early_stopping else np.inf
@@ -307,7 +309,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier``, on fastbp's kernels.
 
     Parameters are scikit-learn's (see ``sklearn.neural_network.MLPClassifier``), then
-    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual``, ``dropout`` and
+    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual``, ``dropout``,
+    ``batch_norm`` and
     ``weight_decay`` (for ``solver='adamw'``).  Binary, multiclass and multilabel (indicator matrix) targets.
 
     Attributes
@@ -325,7 +328,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype=None, n_threads=None, clip_norm=None, weight_decay=0.01,
-                 residual=False, dropout=0.0):
+                 residual=False, dropout=0.0, batch_norm=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -354,6 +357,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.clip_norm = clip_norm
         self.residual = residual
         self.dropout = dropout
+        self.batch_norm = batch_norm
         self.weight_decay = weight_decay
 
     def _out_activation(self):
@@ -428,7 +432,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor``, on fastbp's kernels.
 
     Parameters are scikit-learn's (see ``sklearn.neural_network.MLPRegressor``), then
-    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual``, ``dropout`` and
+    fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual``, ``dropout``,
+    ``batch_norm`` and
     ``weight_decay`` (for ``solver='adamw'``).  ``loss='poisson'`` uses an exponential output.
     """
 
@@ -444,7 +449,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype=None, n_threads=None, clip_norm=None, weight_decay=0.01,
-                 residual=False, dropout=0.0):
+                 residual=False, dropout=0.0, batch_norm=False):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -474,6 +479,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.clip_norm = clip_norm
         self.residual = residual
         self.dropout = dropout
+        self.batch_norm = batch_norm
         self.weight_decay = weight_decay
 
     def _out_activation(self):

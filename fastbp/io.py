@@ -48,7 +48,7 @@ def save(net, path):
         "format": FORMAT, "version": VERSION,
         "layers": list(net.layers), "activation": net.activation, "output": net.output,
         "dtype": net.dtype.name, "init": net.init, "init_scale": net.init_scale,
-        "residual": net.residual, "dropout": net.dropout,
+        "residual": net.residual, "dropout": net.dropout, "batch_norm": net.batch_norm,
         "dropout_state": [net._dropout_seed, net._dropout_epochs],
         "optimizer": None if net._optimizer is None else {
             "name": type(net._optimizer).__name__, "params": vars(net._optimizer)},
@@ -69,6 +69,8 @@ def save(net, path):
         arrays["hyper"] = net._hyper
     if net._perm is not None:
         arrays["perm"] = net._perm
+    if net.batch_norm:
+        arrays["running_stats"] = net._stats
     fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -130,7 +132,12 @@ def load(path):
     try:
         # The parameter count first: a damaged width must not allocate a huge network.
         layers = check_layers(spec["layers"])
-        n_params = sum((a + 1) * b for a, b in zip(layers[:-1], layers[1:]))
+        batch_norm = spec.get("batch_norm", False)  # absent from files before batch norm
+        if not isinstance(batch_norm, bool):
+            raise TypeError(f"batch_norm must be true or false, got {batch_norm!r}")
+        # batch normalization adds a scale per hidden unit
+        n_params = sum((a + 1) * b for a, b in zip(layers[:-1], layers[1:])) + \
+            (sum(layers[1:-1]) if batch_norm else 0)
     except (TypeError, ValueError, KeyError) as exc:
         raise bad(f"its architecture is invalid ({exc})") from None
     if "params" not in data:
@@ -141,7 +148,8 @@ def load(path):
     try:
         net = Network(layers, spec["activation"], spec["output"], dtype=spec["dtype"],
                       random_state=0, init=spec["init"], init_scale=spec["init_scale"],
-                      residual=spec.get("residual", False), dropout=spec.get("dropout", 0.0))
+                      residual=spec.get("residual", False), dropout=spec.get("dropout", 0.0),
+                      batch_norm=batch_norm)
     except (TypeError, ValueError, KeyError) as exc:
         raise bad(f"its architecture is invalid ({exc})") from None
     state = spec.get("dropout_state", [0, 0])
@@ -154,6 +162,11 @@ def load(path):
     _expect(data, "validation_scores", None, np.float64, bad)
     _expect(data, "rng_keys", (_RNG_KEYS,), np.uint32, bad)
     net._params[:] = data["params"]
+    if batch_norm:
+        _expect(data, "running_stats", net._stats.shape, net.dtype, bad)
+        net._stats[:] = data["running_stats"]
+        if not (np.isfinite(net._stats).all() and all((v >= 0).all() for v in net.running_vars_)):
+            raise bad("its running statistics are not finite, or a variance is negative")
     net.loss_curve_ = data["loss_curve"].tolist()
     net.validation_scores_ = data["validation_scores"].tolist()
     if "gradient_norms" in data:  # absent from files of fastbp before it recorded them

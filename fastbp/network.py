@@ -17,8 +17,8 @@ from . import _config
 from ._kernels.epoch import data_gradient, predict_rows, run_epochs
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
 from ._kernels.shuffle import epoch_orders
-from ._spec import (ACTIVATIONS, FLAGS, OUTPUTS, SHORTCUT, buffer_sizes, layer_table,
-                    weight_views)
+from ._spec import (ACTIVATIONS, FLAGS, G_OFF, N_OUT, OUTPUTS, S_OFF, SHORTCUT, buffer_sizes,
+                    layer_table, n_running_stats, scale_views, weight_views)
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
                           check_layers, check_nonnegative_float, check_optional_positive_float,
                           check_positive_float, check_random_state, check_sample_weight,
@@ -68,13 +68,27 @@ class Network:
         Identity shortcuts: every hidden layer whose input and output widths match
         outputs ``act(W x + b) + x``, so gradients reach early layers through the sum
         (a remedy for vanishing gradients in deep networks).
+    batch_norm : bool, default=False
+        Batch normalization of every hidden layer between its affine transform and its
+        activation: each unit is normalized by the batch's mean and variance in training
+        (by running estimates in ``predict``, ``forward`` and ``score``), then scaled by a
+        learned ``scales_`` and shifted by the layer's intercept, which then plays the
+        part of the shift (the affine transform itself has no bias).  Running statistics
+        follow PyTorch's ``BatchNorm1d``: momentum 0.1, eps 1e-5, unbiased running
+        variance.  ``loss_and_gradients`` normalizes by the statistics of the whole data
+        it is given.  Not with L-BFGS.
 
     Attributes
     ----------
     coefs_ : list of ndarray of shape (n_in, n_out)
         Weight matrices, views into one flat parameter vector.
     intercepts_ : list of ndarray of shape (n_out,)
-        Bias vectors, views into the same vector.
+        Bias vectors, views into the same vector (the shifts, for batch-normalized layers).
+    scales_ : list of ndarray of shape (n_out,)
+        With ``batch_norm``: each hidden layer's learned scales, views into the same vector.
+    running_means_, running_vars_ : list of ndarray of shape (n_out,)
+        With ``batch_norm``: each hidden layer's running mean and variance (not trained
+        by the optimizer; saved with the network).
     loss_curve_ : list of float
         Mean training loss (with the L2 term) of each epoch.
     validation_scores_ : list of float
@@ -87,7 +101,8 @@ class Network:
     """
 
     def __init__(self, layers, activation="relu", output="identity", dtype=np.float32,
-                 random_state=None, init="glorot", init_scale=0.01, residual=False, dropout=0.0):
+                 random_state=None, init="glorot", init_scale=0.01, residual=False, dropout=0.0,
+                 batch_norm=False):
         self.layers = check_layers(layers)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.output = check_choice("output", output, OUTPUTS)
@@ -97,6 +112,7 @@ class Network:
         self.init = check_choice("init", init, INITS)
         self.init_scale = check_positive_float("init_scale", init_scale)
         self.residual = check_bool("residual", residual)
+        self.batch_norm = check_bool("batch_norm", batch_norm)
         self.dropout = check_nonnegative_float("dropout", dropout)
         if not self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
@@ -104,8 +120,9 @@ class Network:
         self._rng = check_random_state(random_state)
         self._table, n_params = layer_table(self.layers, ACTIVATIONS[self.activation],
                                             OUTPUTS[self.output], self.residual,
-                                            self.dropout > 0)
+                                            self.dropout > 0, self.batch_norm)
         self._params = np.empty(n_params, dtype=self.dtype)
+        self._stats = np.empty(n_running_stats(self._table), dtype=self.dtype)
         self._set_views()
         self._initialise()
         # Dropout masks: epoch e of the network's life is seeded by _dropout_seed + e.
@@ -117,6 +134,12 @@ class Network:
 
     def _set_views(self):
         self.coefs_, self.intercepts_ = weight_views(self._params, self._table)
+        self.scales_ = scale_views(self._params, self._table)
+        normalized = self._table[self._table[:, G_OFF] >= 0]
+        self.running_means_ = [self._stats[s:s + n] for n, s in
+                               zip(normalized[:, N_OUT], normalized[:, S_OFF])]
+        self.running_vars_ = [self._stats[s + n:s + 2 * n] for n, s in
+                              zip(normalized[:, N_OUT], normalized[:, S_OFF])]
 
     def _initialise(self):
         rng = self._rng
@@ -132,6 +155,18 @@ class Network:
                 std = np.sqrt(2.0 / fan_in) if self.init == "he" else self.init_scale
                 W[...] = rng.normal(0.0, std, W.shape)
                 b[...] = 0.0
+        # Batch normalization starts as the identity (PyTorch's init): scale 1, shift 0
+        # (the shift's draw above is kept, so the weights match a plain network's).
+        for l, g in zip(np.flatnonzero(self._table[:, G_OFF] >= 0), self.scales_):
+            g[...] = 1.0
+            self.intercepts_[l][...] = 0.0
+        self._reset_running_stats()
+
+    def _reset_running_stats(self):
+        """Running means 0 and variances 1, as before any training."""
+        for m, v in zip(self.running_means_, self.running_vars_):
+            m[...] = 0.0
+            v[...] = 1.0
 
     def _reset_training(self):
         """Forget the optimizer state and the history (a fit without ``warm_start``)."""
@@ -172,7 +207,8 @@ class Network:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["coefs_"], state["intercepts_"]
+        for name in ("coefs_", "intercepts_", "scales_", "running_means_", "running_vars_"):
+            del state[name]
         return state
 
     def __setstate__(self, state):
@@ -181,14 +217,16 @@ class Network:
 
     def __repr__(self):
         extra = (", residual=True" if self.residual else "") + \
-            (f", dropout={self.dropout:g}" if self.dropout else "")
+            (f", dropout={self.dropout:g}" if self.dropout else "") + \
+            (", batch_norm=True" if self.batch_norm else "")
         return (f"Network(layers={list(self.layers)}, activation={self.activation!r}, "
                 f"output={self.output!r}, dtype={self.dtype.name}{extra})")
 
     def _buffer_sizes(self, batch):
         """Lengths of the kernels' activation and scratch buffers for ``batch`` rows."""
         return buffer_sizes(self.layers, batch, ACTIVATIONS[self.activation],
-                            bool((self._table[:, FLAGS] & SHORTCUT).any()), self.dropout > 0)
+                            bool((self._table[:, FLAGS] & SHORTCUT).any()), self.dropout > 0,
+                            self.batch_norm)
 
     def save(self, path):
         """Write the network (architecture, weights, optimizer state, history) to an ``.npz`` file.
@@ -339,9 +377,11 @@ class Network:
 
         with _threads(n_threads):
             if isinstance(opt, LBFGS):
-                if self.dropout > 0:
-                    raise ValueError("dropout needs a stochastic optimizer: L-BFGS minimises "
-                                     "one fixed objective (use 'sgd', 'adam', ...)")
+                for name in ("dropout", "batch_norm"):
+                    if getattr(self, name):
+                        raise ValueError(f"{name} needs a stochastic optimizer: L-BFGS "
+                                         "minimises one fixed objective (use 'sgd', 'adam', "
+                                         "...)")
                 return self._fit_lbfgs(X, Y, SW, train_rows, epochs, alpha, opt, tol, callbacks)
             self._fit_stochastic(X, Y, SW, train_rows, val, epochs, batch_size, lr0, sched, shuffle,
                                  early_stopping, n_iter_no_change, tol, callbacks, verbose)
@@ -363,7 +403,8 @@ class Network:
         n_train = train_rows.shape[0]
         if self._perm is None or self._perm.shape[0] != n_train:
             self._perm = np.arange(n_train, dtype=np.int64)
-        best_params = params.copy() if early_stopping else None
+        # The best epoch's weights and running statistics, for early stopping.
+        best_params = (params.copy(), self._stats.copy()) if early_stopping else None
         if self._lr is None:
             self._lr = lr0
         bar = _progress_bar(epochs) if verbose else None
@@ -429,14 +470,15 @@ class Network:
                         raise KeyboardInterrupt
         except KeyboardInterrupt:
             if not np.isfinite(params.sum(dtype=np.float64)):
-                params[:] = trainer.last_good
+                trainer.rollback()
             warnings.warn(f"fit interrupted after {self.n_iter_} epochs; the network keeps "
                           "the weights of the last completed epoch", RuntimeWarning, stacklevel=3)
         finally:
             if bar is not None:
                 bar.close()
         if early_stopping and self.best_validation_score_ is not None:
-            params[:] = best_params
+            params[:] = best_params[0]
+            self._stats[:] = best_params[1]
 
     def _plan_epochs(self, k, train_rows, shuffle, lr0, sched, epochs):
         """Visiting orders ``(k or 1, n_train)`` and learning rates ``(k,)`` of the next
@@ -458,7 +500,7 @@ class Network:
     def _layer_norms(self, g):
         """Norm of each layer's weights in the flat vector ``g``."""
         return np.array([np.linalg.norm(g[w0:w0 + n_in * n_out].astype(np.float64))
-                         for n_in, n_out, _, w0, _, _ in self._table], dtype=np.float64)
+                         for n_in, n_out, _, w0, *_ in self._table], dtype=np.float64)
 
     def _finish_epoch(self, loss, n_train, norms):
         self._epoch += 1
@@ -491,7 +533,8 @@ class Network:
         if score is not None and (prev_score is None or score > prev_score):
             self.best_validation_score_ = score
             if best_params is not None:
-                best_params[:] = self._params
+                best_params[0][:] = self._params
+                best_params[1][:] = self._stats
         if early_stopping:
             improved = prev_score is None or score >= prev_score + tol
         elif tol is not None:
@@ -562,7 +605,7 @@ class Network:
         out = np.empty((n, self.n_outputs_), dtype=self.dtype)
         predict_rows(self._params, X, np.arange(n, dtype=np.int64), self._table, chunk,
                      np.empty(abuf_len, dtype=self.dtype), np.empty(tmp_len, dtype=self.dtype),
-                     out)
+                     out, self._stats)
         return out
 
     def predict(self, X):
@@ -611,11 +654,16 @@ class Network:
         loss : float
         coef_grads : list of ndarray of shape (n_in, n_out)
         intercept_grads : list of ndarray of shape (n_out,)
+        scale_grads : list of ndarray of shape (n_out,)
+            Only with ``batch_norm``: the gradients of ``scales_``.  The loss is then the
+            training-mode one, each layer normalized by the statistics of all of ``X``.
         """
         alpha = check_nonnegative_float("alpha", alpha)
         X, Y, SW = self._check_data(X, y, sample_weight)
         loss, total = _GradientBuffers(self, X.shape[0]).compute(X, Y, SW, None, alpha)
         coef_grads, intercept_grads = weight_views(total, self._table)
+        if self.batch_norm:
+            return loss, coef_grads, intercept_grads, scale_views(total, self._table)
         return loss, coef_grads, intercept_grads
 
 
@@ -632,11 +680,12 @@ def _r2(Y, P, SW=None):
 
 
 class _GradientBuffers:
-    """Buffers for full-data loss and gradient, ``FORWARD_CHUNK`` rows at a time."""
+    """Buffers for full-data loss and gradient, ``FORWARD_CHUNK`` rows at a time (all rows
+    at once with batch normalization, whose statistics are then those of the whole data)."""
 
     def __init__(self, net, n):
         self.net = net
-        self.chunk = min(n, _config.FORWARD_CHUNK)
+        self.chunk = max(n, 1) if net.batch_norm else min(n, _config.FORWARD_CHUNK)
         abuf_len, tmp_len = net._buffer_sizes(self.chunk)
         self.abuf = np.empty(abuf_len, net.dtype)
         self.tmp = np.empty(tmp_len, net.dtype)
@@ -649,7 +698,7 @@ class _GradientBuffers:
             rows = np.arange(X.shape[0], dtype=np.int64)
         total = np.empty_like(net._params)
         loss = data_gradient(net._params, X, Y, SW, rows, net._table, self.chunk, alpha, self.abuf,
-                             self.tmp, self.scratch, total)
+                             self.tmp, self.scratch, total, net._stats)
         return float(loss), total
 
 
@@ -668,7 +717,7 @@ class _Trainer:
         self.tmp = np.empty(tmp_len, dtype=net.dtype)
         self.grad = np.empty_like(net._params)
         self.last_good = net._params.copy()
-        self._state_good = (net._opt_state.copy(), net._hyper.copy())
+        self._state_good = (net._opt_state.copy(), net._hyper.copy(), net._stats.copy())
 
     def __enter__(self):
         return self
@@ -683,12 +732,14 @@ class _Trainer:
         self.net._params[:] = self.last_good
         self.net._opt_state[:] = self._state_good[0]
         self.net._hyper[:] = self._state_good[1]
+        self.net._stats[:] = self._state_good[2]
 
     def commit(self):
         """The epoch went well: it becomes the state to return to."""
         self.last_good[:] = self.net._params
         self._state_good[0][:] = self.net._opt_state
         self._state_good[1][:] = self.net._hyper
+        self._state_good[2][:] = self.net._stats
 
     def run(self, orders, n_epochs, want_loss=True, rates=None):
         """Run ``n_epochs`` epochs in one kernel call; returns their mean losses (and leaves
@@ -707,7 +758,7 @@ class _Trainer:
         run_epochs(params, self.X, self.Y, self.SW, orders, net._table, self.batch,
                    net._optimizer.kind, net._hyper, net._opt_state, self.abuf, self.tmp,
                    self.grad, _NO_RATES if rates is None else rates, net.dropout, seeds, losses,
-                   self.norms, want_loss)
+                   self.norms, want_loss, net._stats)
         if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))):
             raise DivergenceError(
                 f"training diverged (loss {losses[-1]!r}): the loss or the weights became "

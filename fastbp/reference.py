@@ -96,51 +96,85 @@ def output_delta(output, z, y):
     return (OUTPUTS[output](z) - y) / n
 
 
-def forward(coefs, intercepts, X, activation, output, residual=False):
+BN_EPS = 1e-5  # PyTorch's BatchNorm1d default
+
+
+def forward(coefs, intercepts, X, activation, output, residual=False, scales=None, running=None):
     """All layer outputs ``[X, h1, ..., hL]``; the last entry holds the output *logits*.
 
     With ``residual``, a hidden layer whose input and output widths match outputs
-    ``act(z) + input``."""
-    return _forward(coefs, intercepts, X, activation, residual)[0]
+    ``act(z) + input``.  ``scales`` and ``running``: batch normalization, see ``_forward``."""
+    return _forward(coefs, intercepts, X, activation, residual, None, scales, running)[0]
 
 
 def _shortcut(coefs, l, residual):
     return residual and l < len(coefs) - 1 and coefs[l].shape[0] == coefs[l].shape[1]
 
 
-def _forward(coefs, intercepts, X, activation, residual=False, masks=None):
-    """Layer outputs ``[X, h1, ..., hL]`` and pre-activations ``[z1, ..., zL]``.
+def _forward(coefs, intercepts, X, activation, residual=False, masks=None, scales=None,
+             running=None):
+    """Layer outputs ``[X, h1, ..., hL]``, activations' inputs ``[z1, ..., zL]`` and, per
+    layer, the batch normalization's ``(u, 1 / sqrt(var + eps))`` (None elsewhere).
 
     ``masks``: one ``(n_samples, width)`` array of dropout factors per hidden layer
-    (0, or ``1 / (1 - p)``), multiplying its activations before any shortcut."""
-    a, zs = [X], []
+    (0, or ``1 / (1 - p)``), multiplying its activations before any shortcut.
+    ``scales``: one array of scales per hidden layer: batch normalization, where a hidden
+    layer's input to its activation is ``scale * u + b``, ``u = (x W - mean) / sqrt(var +
+    eps)``, with the batch's mean and biased variance, or, when ``running`` (a list of
+    ``(mean, var)`` per hidden layer) is given, those."""
+    a, zs, norm = [X], [], []
     for l, (W, b) in enumerate(zip(coefs, intercepts)):
-        z = a[-1] @ W + b
+        if scales is not None and l < len(coefs) - 1:
+            x = a[-1] @ W
+            if running is None:
+                mean, var = x.mean(axis=0), x.var(axis=0)
+            else:
+                mean, var = running[l]
+            inv = 1 / np.sqrt(var + BN_EPS)
+            u = (x - mean) * inv
+            norm.append((u, inv))
+            z = scales[l] * u + b
+        else:
+            norm.append(None)
+            z = a[-1] @ W + b
         zs.append(z)
         h = z if l == len(coefs) - 1 else ACTIVATIONS[activation](z)
         if masks is not None and l < len(coefs) - 1:
             h = h * masks[l]
         a.append(h + a[-1] if _shortcut(coefs, l, residual) else h)
-    return a, zs
+    return a, zs, norm
 
 
-def predict(coefs, intercepts, X, activation, output, residual=False):
+def predict(coefs, intercepts, X, activation, output, residual=False, scales=None, running=None):
     """Output-layer values: probabilities for sigmoid and softmax outputs."""
-    return OUTPUTS[output](forward(coefs, intercepts, X, activation, output, residual)[-1])
+    return OUTPUTS[output](forward(coefs, intercepts, X, activation, output, residual, scales,
+                                   running)[-1])
 
 
-def loss_and_gradients(coefs, intercepts, X, Y, activation, output, residual=False, masks=None):
+def loss_and_gradients(coefs, intercepts, X, Y, activation, output, residual=False, masks=None,
+                       scales=None):
     """Mean loss over ``(X, Y)`` and its gradients with respect to every W and b (with
-    ``masks``, of the network with those dropout masks applied; see ``_forward``)."""
-    a, zs = _forward(coefs, intercepts, X, activation, residual, masks)
+    ``masks``, of the network with those dropout masks applied; see ``_forward``).
+
+    With ``scales`` (batch normalization in training mode, see ``_forward``) a fourth
+    value follows: the gradients with respect to the scales."""
+    a, zs, norm = _forward(coefs, intercepts, X, activation, residual, masks, scales)
     value = loss(output, a[-1], Y)
     delta = output_delta(output, a[-1], Y)
     coef_grads = [None] * len(coefs)
     intercept_grads = [None] * len(coefs)
+    scale_grads = [None] * (len(coefs) - 1)
     g_out = None  # the gradient with respect to the current layer's output
     for l in range(len(coefs) - 1, -1, -1):
-        coef_grads[l] = a[l].T @ delta
         intercept_grads[l] = delta.sum(axis=0)
+        if norm[l] is not None:
+            # delta is dLoss/d(scale * u + b): through the normalization, whose mean and
+            # variance depend on every sample of the batch
+            u, inv = norm[l]
+            scale_grads[l] = (delta * u).sum(axis=0)
+            delta = scales[l] * inv * (delta - delta.mean(axis=0)
+                                       - u * (delta * u).mean(axis=0))
+        coef_grads[l] = a[l].T @ delta
         if l > 0:
             # the gradient with respect to this layer's input h_{l}: through W, and
             # through the shortcut straight from this layer's output
@@ -149,6 +183,8 @@ def loss_and_gradients(coefs, intercepts, X, Y, activation, output, residual=Fal
             if masks is not None:
                 g = g * masks[l - 1]
             delta = g * DERIVATIVES[activation](zs[l - 1])
+    if scales is not None:
+        return value, coef_grads, intercept_grads, scale_grads
     return value, coef_grads, intercept_grads
 
 

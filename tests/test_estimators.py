@@ -231,3 +231,25 @@ def test_fastbp_extras():
         est.coefs_ = [np.zeros((3, 3)), est.coefs_[1]]
     est.coefs_ = [np.zeros_like(W) for W in est.coefs_]
     assert np.allclose(est.predict_proba(X), est.predict_proba(X)[0])
+
+
+def test_deep_network_extras_reach_the_network():
+    X, y = digits()
+    X = X * 16.0  # unscaled pixels: batch normalization copes
+    kw = dict(hidden_layer_sizes=(32, 32, 32), max_iter=15, random_state=0,
+              learning_rate_init=0.01)
+    model = quiet_fit(MLPClassifier(residual=True, dropout=0.1, batch_norm=True, **kw), X, y)
+    net = model._net
+    assert net.residual and net.dropout == 0.1 and net.batch_norm
+    assert len(net.scales_) == 3 and not np.allclose(net.running_means_[0], 0)
+    assert model.score(X, y) > 0.9
+    # prediction runs in eval mode: one sample alone gets the same probabilities
+    np.testing.assert_allclose(model.predict_proba(X[:1]), model.predict_proba(X)[:1],
+                               rtol=1e-5, atol=1e-6)
+    # the same estimator with the extras off is the plain network
+    plain = quiet_fit(MLPClassifier(**kw), X, y)
+    assert not (plain._net.residual or plain._net.dropout or plain._net.batch_norm)
+    with pytest.raises(ValueError, match="batch_norm"):
+        MLPClassifier(solver="lbfgs", batch_norm=True, max_iter=5).fit(X, y)
+    with pytest.raises(ValueError, match="batch_norm"):
+        MLPRegressor(batch_norm="yes").fit(X, y)

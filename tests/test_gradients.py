@@ -138,3 +138,109 @@ def test_residual_gradients_match_finite_differences_and_reference(shape, activa
     numeric = np.array([(loss_at(k, h) - loss_at(k, -h)) / (2 * h) for k in range(params.size)])
     net.set_params_vector(params)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+
+def flat_bn(net, coef_grads, intercept_grads, scale_grads):
+    """The gradients in the flat vector's order: per layer W, b, then the scales."""
+    parts = []
+    for l, (W, b) in enumerate(zip(coef_grads, intercept_grads)):
+        parts += [W.ravel(), b] + ([scale_grads[l]] if l < len(scale_grads) else [])
+    return np.concatenate(parts)
+
+
+BN_CASES = {
+    # widths, samples: the loops (narrow layers), then BLAS for every layer, the first
+    # one reading whole gathered rows
+    "loops": ([4, 6, 6, 3], 9),
+    "blas": ([12, 16, 16, 3], 64),
+}
+
+
+@pytest.mark.parametrize("case", BN_CASES.values(), ids=BN_CASES.keys())
+@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "gelu", "softplus"])
+@pytest.mark.parametrize("output", ["identity", "softmax"])
+def test_batch_norm_gradients_match_finite_differences_and_reference(case, residual, activation,
+                                                                      output):
+    shape, n = case
+    net = fastbp.Network(shape, activation=activation, output=output, dtype=np.float64,
+                         random_state=5, batch_norm=True, residual=residual)
+    rng = np.random.RandomState(1)
+    # Scales and shifts away from their initial 1 and 0, so that every term counts.
+    for g, b in zip(net.scales_, net.intercepts_):
+        g[:] = rng.uniform(0.5, 1.5, g.shape)
+        b[:] = rng.normal(0.0, 0.3, b.shape)
+    X, y = make_data(n, shape[0], shape[-1], output, seed=2)
+    X = 3.0 * X + 1.0  # inputs neither centred nor scaled: the normalization matters
+    Y = targets_2d(y, shape[-1], output)
+    loss, gW, gb, gs = net.loss_and_gradients(X, y)
+    assert len(gs) == len(shape) - 2
+    ref_loss, ref_gW, ref_gb, ref_gs = reference.loss_and_gradients(
+        net.coefs_, net.intercepts_, X, Y, activation, output, residual=residual,
+        scales=net.scales_)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for g, r in zip(gW + gb + gs, ref_gW + ref_gb + ref_gs):
+        np.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-11)
+    analytic = flat_bn(net, gW, gb, gs)
+    numeric = finite_difference_gradient(net, X, y)
+    rel = np.linalg.norm(analytic - numeric) / (np.linalg.norm(analytic) + np.linalg.norm(numeric))
+    assert rel < 1e-6, rel
+
+
+def test_batch_norm_float32_gradients_match_reference():
+    shape = [12, 16, 16, 3]
+    net = fastbp.Network(shape, activation="relu", output="softmax", dtype=np.float32,
+                         random_state=0, batch_norm=True, residual=True)
+    X, y = make_data(64, 12, 3, "softmax", seed=3, dtype=np.float32)
+    loss, gW, gb, gs = net.loss_and_gradients(X, y)
+    cast = [[a.astype(np.float64) for a in v] for v in (net.coefs_, net.intercepts_, net.scales_)]
+    ref = reference.loss_and_gradients(cast[0], cast[1], X.astype(np.float64),
+                                       targets_2d(y, 3, "softmax"), "relu", "softmax",
+                                       residual=True, scales=cast[2])
+    assert loss == pytest.approx(ref[0], rel=1e-5)
+    for g, r in zip(gW + gb + gs, ref[1] + ref[2] + ref[3]):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, r, rtol=2e-3, atol=2e-5)
+
+
+def test_batch_norm_cancels_shifts_of_its_input():
+    # Normalization removes any constant added to a unit over the batch: shifting every
+    # input sample by the same vector leaves the loss as it was (it would not without
+    # batch normalization), while the layer's intercept, the shift after normalizing,
+    # still moves it.
+    kw = dict(activation="tanh", output="identity", dtype=np.float64, random_state=0)
+    X, y = make_data(20, 3, 2, "identity", seed=0)
+    shift = np.array([7.0, -2.0, 0.5])
+    net = fastbp.Network([3, 5, 2], batch_norm=True, **kw)
+    base = net.loss_and_gradients(X, y)[0]
+    assert net.loss_and_gradients(X + shift, y)[0] == pytest.approx(base, rel=1e-9)
+    plain = fastbp.Network([3, 5, 2], **kw)
+    assert plain.loss_and_gradients(X + shift, y)[0] != pytest.approx(
+        plain.loss_and_gradients(X, y)[0], rel=1e-3)
+    net.intercepts_[0][:] += 0.5
+    assert net.loss_and_gradients(X, y)[0] != pytest.approx(base, rel=1e-3)
+
+
+def test_reference_batch_norm_gradients_match_finite_differences():
+    rng = np.random.RandomState(0)
+    shape = [3, 4, 4, 2]
+    coefs = [rng.standard_normal((a, b)) for a, b in zip(shape[:-1], shape[1:])]
+    intercepts = [rng.standard_normal(b) for b in shape[1:]]
+    scales = [rng.uniform(0.5, 1.5, b) for b in shape[1:-1]]
+    X = rng.standard_normal((7, 3)) * 2 + 1
+    Y = rng.standard_normal((7, 2))
+    _, gW, gb, gs = reference.loss_and_gradients(coefs, intercepts, X, Y, "tanh", "identity",
+                                                 scales=scales)
+    eps = 1e-6
+    for params, grads in ((coefs, gW), (intercepts, gb), (scales, gs)):
+        for P, G in zip(params, grads):
+            for idx in np.ndindex(P.shape):
+                old = P[idx]
+                P[idx] = old + eps
+                up = reference.loss_and_gradients(coefs, intercepts, X, Y, "tanh", "identity",
+                                                  scales=scales)[0]
+                P[idx] = old - eps
+                down = reference.loss_and_gradients(coefs, intercepts, X, Y, "tanh", "identity",
+                                                    scales=scales)[0]
+                P[idx] = old
+                assert G[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._config import BLAS_MIN_WIDTH, BLAS_MIN_WORK, njit
 from .activations import backprop_row, bias_activation
+from .batchnorm import normalize_row
 from .dropout import apply_row
 
 
@@ -36,30 +37,42 @@ def combine_rows(out, W, first, stride, count, rows, nb):
 
 
 @njit
-def blas_forward(params, w0, b0, n_in, n_out, A2, Z, nb, code, P):
-    """``Z = act(W.T @ A2 + b)`` through BLAS, for any ``(n_in, nb)`` matrix ``A2`` (a block
-    of the activation buffer, or consecutive rows of X transposed).  ``P`` (flat
-    ``(n_out, nb)``) receives the activation's input when ``keeps_pre(code)``; otherwise
-    pass ``Z``."""
-    W = params[w0:w0 + n_in * n_out].reshape((n_in, n_out))
-    np.dot(W.T, A2, Z[:n_out * nb].reshape((n_out, nb)))
-    for j in range(n_out):
-        bias_activation(Z[j * nb:(j + 1) * nb], params[b0 + j], code, P[j * nb:(j + 1) * nb])
+def epilogue(Z, j, nb, params, b0, code, P, g0, mode, U, stats, s0, n_out):
+    """Output row ``j`` of ``Z`` (flat ``(n_out, nb)``), which holds ``W.T @ A``: add the bias
+    and apply the activation, in place (``P`` as in ``blas_forward``).  A batch-normalized
+    layer (``g0`` >= 0, the offset of its scales) normalizes the row first, and its bias is
+    the shift after normalization (see ``batchnorm``)."""
+    z = Z[j * nb:(j + 1) * nb]
+    if g0 >= 0:
+        normalize_row(z, params[g0 + j], mode, U, stats, s0, j, n_out, nb)
+    bias_activation(z, params[b0 + j], code, P[j * nb:(j + 1) * nb])
 
 
 @njit
-def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code, P):
+def blas_forward(params, w0, b0, n_in, n_out, A2, Z, nb, code, P, g0, mode, U, stats, s0):
+    """``Z = act(W.T @ A2 + b)`` through BLAS, for any ``(n_in, nb)`` matrix ``A2`` (a block
+    of the activation buffer, or consecutive rows of X transposed).  ``P`` (flat
+    ``(n_out, nb)``) receives the activation's input when ``keeps_pre(code)``; otherwise
+    pass ``Z``.  ``g0`` >= 0: batch normalization before the activation, in ``mode``, with
+    the block ``U`` and the running statistics ``stats[s0:]`` (see ``epilogue``)."""
+    W = params[w0:w0 + n_in * n_out].reshape((n_in, n_out))
+    np.dot(W.T, A2, Z[:n_out * nb].reshape((n_out, nb)))
+    for j in range(n_out):
+        epilogue(Z, j, nb, params, b0, code, P, g0, mode, U, stats, s0, n_out)
+
+
+@njit
+def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code, P, g0, mode, U, stats, s0):
     """``Z = act(W.T @ A + b)`` for the flat blocks ``A`` ``(n_in, nb)`` and ``Z`` ``(n_out, nb)``
-    (``P`` as in ``blas_forward``)."""
+    (the other arguments as in ``blas_forward``)."""
     if use_blas(n_in, n_out, nb):
         blas_forward(params, w0, b0, n_in, n_out, A[:n_in * nb].reshape((n_in, nb)), Z, nb, code,
-                     P)
+                     P, g0, mode, U, stats, s0)
         return
     W = params[w0:w0 + n_in * n_out]
     for j in range(n_out):
-        z = Z[j * nb:(j + 1) * nb]
-        combine_rows(z, W, j, n_out, n_in, A, nb)
-        bias_activation(z, params[b0 + j], code, P[j * nb:(j + 1) * nb])
+        combine_rows(Z[j * nb:(j + 1) * nb], W, j, n_out, n_in, A, nb)
+        epilogue(Z, j, nb, params, b0, code, P, g0, mode, U, stats, s0, n_out)
 
 
 @njit
@@ -87,7 +100,8 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
                    carry, add_carry, save_carry, drop, seed, l_in):
     """Gradients of one layer from its output delta ``D`` (flat ``(n_out, nb)``).
 
-    Writes dW = A @ D.T and db = D summed over the batch into ``grad``.  When
+    Writes dW = A @ D.T and db = D summed over the batch into ``grad`` (not db when
+    ``b0`` < 0: a batch-normalized layer's shift has its gradient from ``batchnorm``).  When
     ``propagate``, overwrites ``A`` (the layer's input, the previous layer's output)
     with the previous layer's delta ``g * act'(z)``, where ``g = W @ D`` is the gradient
     with respect to ``A``, plus ``carry`` when ``add_carry`` (this layer's shortcut
@@ -102,7 +116,8 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
     zero = D.dtype.type(0)
     W = params[w0:w0 + n_in * n_out]
     gW = grad[w0:w0 + n_in * n_out]
-    bias_gradient(grad, b0, n_out, D, nb)
+    if b0 >= 0:
+        bias_gradient(grad, b0, n_out, D, nb)
     if use_blas(n_in, n_out, nb):
         blas_weight_gradient(grad, w0, n_in, n_out, A[:n_in * nb].reshape((n_in, nb)), D, nb)
         if propagate:

@@ -1,19 +1,23 @@
 """The drivers: whole epochs of minibatch training, full-data gradients, prediction.
 
-The architecture arrives as ``layers``, an int64 array of shape ``(L, 5)`` with
-one row per dense layer: ``n_in, n_out, code, w_off, b_off``.  ``code`` is the
-hidden activation for every layer but the last, whose code is the output kind
-(``losses.OUT_*``).  ``abuf`` holds the activations of every layer for one batch,
-``sum(widths) * batch`` values, followed, when the hidden activation ``keeps_pre``,
-or when the network has shortcuts, by what each hidden layer's derivative needs: its
-pre-activations, or its activation before the shortcut adds the input
-(``sum(hidden widths) * batch``); with shortcuts, the second half of ``tmp`` carries
-their gradients down the backward pass; ``tmp`` is scratch of ``max(max(widths), 4) * batch``.
+The architecture arrives as ``layers``, an int64 array of shape ``(L, 8)`` with one
+row per dense layer: ``n_in, n_out, code, w_off, b_off, flags, g_off, s_off`` (see
+``fastbp._spec``).  ``code`` is the hidden activation for every layer but the last,
+whose code is the output kind (``losses.OUT_*``).  ``abuf`` holds the activations of
+every layer for one batch, ``sum(widths) * batch`` values, followed, when a hidden
+layer's derivative reads something other than its output (the activation ``keeps_pre``,
+or the layer has a shortcut or dropout), by the kept region: its pre-activations, or
+its activation before dropout and the shortcut (``sum(hidden widths) * batch``); then,
+with batch normalization, each normalized layer's block (``bn_block``).  With
+shortcuts, the second half of ``tmp`` carries their gradients down the backward pass;
+``tmp`` is scratch of ``max(max(widths), 4) * batch``.
 """
 import numpy as np
 
 from .._config import njit
 from .activations import IDENTITY, keeps_pre
+from . import batchnorm
+from .batchnorm import EVAL, TRAIN, TRAIN_UPDATE
 from .dropout import apply_row, batch_seed
 from .dense import (bias_gradient, blas_forward, blas_weight_gradient, dense_backward,
                     dense_forward, use_blas)
@@ -69,6 +73,27 @@ def keeps_separately(layers, l):
 
 
 @njit
+def bn_block(layers, abuf, nb, l):
+    """Dense layer ``l``'s batch-normalization block (normalized values, then inverse
+    deviations; see ``batchnorm``), after the activations and the kept region of ``abuf``;
+    an empty slice when the layer is not batch-normalized."""
+    if layers[l, 6] < 0:
+        return abuf[:0]
+    n_layers = layers.shape[0]
+    units = layers[n_layers - 1, 1]
+    kept = False
+    for k in range(n_layers):
+        units += layers[k, 0]
+        if k < n_layers - 1 and keeps_separately(layers, k):
+            kept = True
+    if kept:
+        for k in range(n_layers - 1):
+            units += layers[k, 1]
+    # S_OFF counts two statistics per unit of the earlier normalized layers.
+    return abuf[units * nb + (layers[l, 7] // 2) * (nb + 1):]
+
+
+@njit
 def pre_block(layers, abuf, nb, l, out_off):
     """What dense layer ``l``'s activation derivative reads: its block in the kept region of
     ``abuf`` when the layer is hidden and its activation ``keeps_pre`` (the input z is
@@ -86,10 +111,12 @@ def pre_block(layers, abuf, nb, l, out_off):
 
 
 @njit
-def forward_batch(params, layers, abuf, nb, first=0, drop=0.0, seed=0):
+def forward_batch(params, layers, abuf, nb, stats, mode, first=0, drop=0.0, seed=0):
     """Forward pass over a gathered batch, from layer ``first`` on (the earlier layers'
     outputs already in place); returns the offset of the output logits in ``abuf``.
-    ``drop`` > 0: training-mode dropout with the batch's ``seed``."""
+    ``drop`` > 0: training-mode dropout with the batch's ``seed``.  Batch normalization
+    runs in ``mode`` (``batchnorm.EVAL``, ``TRAIN`` or ``TRAIN_UPDATE``) with the running
+    statistics ``stats``."""
     n_layers = layers.shape[0]
     off = 0
     for l in range(first):
@@ -100,7 +127,8 @@ def forward_batch(params, layers, abuf, nb, first=0, drop=0.0, seed=0):
         nxt = off + n_in * nb
         keep = pre_block(layers, abuf, nb, l, nxt)
         dense_forward(params, layers[l, 3], layers[l, 4], n_in, n_out,
-                      abuf[off:nxt], abuf[nxt:], nb, code, keep)
+                      abuf[off:nxt], abuf[nxt:], nb, code, keep, layers[l, 6], mode,
+                      bn_block(layers, abuf, nb, l), stats, layers[l, 7])
         if l < n_layers - 1 and keeps_separately(layers, l):
             finish_hidden(layers, l, abuf[nxt:], keep, abuf[off:nxt].reshape((n_in, nb)), nb,
                           drop, seed)
@@ -129,12 +157,13 @@ def finish_hidden(layers, l, Z, keep, A2, nb, drop, seed):
 
 @njit
 def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, scale, want_loss,
-                   drop=0.0, seed=0, gathered=False):
+                   stats, mode, drop=0.0, seed=0, gathered=False):
     """Forward and backward over one batch; ``grad`` receives ``scale`` times the gradient of
     the batch's per-sample losses summed with the weights ``SW``.
 
     Returns that weighted loss sum (0 unless ``want_loss``).  ``drop`` > 0: dropout
-    (training mode) with the batch's ``seed``.  With
+    (training mode) with the batch's ``seed``.  Batch normalization uses the batch's
+    statistics (``mode`` ``TRAIN``, or ``TRAIN_UPDATE`` to move the running ``stats``).  With
     ``gathered``, the batch's inputs are already in place at the start of ``abuf``
     (the backward pass never writes there).
     """
@@ -149,14 +178,15 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
         X0 = abuf[:n_in0 * nb].reshape((nb, n_in0)).T
         keep0 = pre_block(layers, abuf, nb, 0, n_in0 * nb)
         blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], X0,
-                     abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY, keep0)
+                     abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY, keep0,
+                     layers[0, 6], mode, bn_block(layers, abuf, nb, 0), stats, layers[0, 7])
         if n_layers > 1 and keeps_separately(layers, 0):
             finish_hidden(layers, 0, abuf[n_in0 * nb:], keep0, X0, nb, drop, seed)
-        off = forward_batch(params, layers, abuf, nb, 1, drop, seed)
+        off = forward_batch(params, layers, abuf, nb, stats, mode, 1, drop, seed)
     else:
         if not gathered:
             gather(X, order, start, nb, abuf)
-        off = forward_batch(params, layers, abuf, nb, 0, drop, seed)
+        off = forward_batch(params, layers, abuf, nb, stats, mode, 0, drop, seed)
     n_out = layers[n_layers - 1, 1]
     loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, SW, order,
                           start, nb, n_out, scale, want_loss, tmp)
@@ -164,17 +194,25 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
     for l in range(n_layers - 1, -1, -1):
         n_in = layers[l, 0]
         prev = off - n_in * nb
+        # A batch-normalized layer's shift gets its gradient from batchnorm.backward.
+        b0 = layers[l, 4] if layers[l, 6] < 0 else -1
         if l == 0 and by_rows:
-            bias_gradient(grad, layers[0, 4], layers[0, 1], abuf[off:], nb)
+            if b0 >= 0:
+                bias_gradient(grad, b0, layers[0, 1], abuf[off:], nb)
             blas_weight_gradient(grad, layers[0, 3], n_in0, layers[0, 1],
                                  abuf[:n_in0 * nb].reshape((nb, n_in0)).T, abuf[off:], nb)
         else:
             code_in = layers[l - 1, 2] if l > 0 else IDENTITY
-            dense_backward(params, grad, layers[l, 3], layers[l, 4], n_in, layers[l, 1],
+            dense_backward(params, grad, layers[l, 3], b0, n_in, layers[l, 1],
                            abuf[prev:off], abuf[off:], tmp, nb, code_in, l > 0,
                            pre_block(layers, abuf, nb, l - 1, prev) if l > 0 else abuf[prev:],
                            carry, has_shortcut(layers, l), l > 0 and has_shortcut(layers, l - 1),
                            drop, seed, l - 1)
+            if l > 0 and layers[l - 1, 6] >= 0:
+                # The previous layer's delta is with respect to its normalized, shifted
+                # values: through the normalization to its GEMM's output.
+                batchnorm.backward(params, grad, layers[l - 1, 4], layers[l - 1, 6], n_in,
+                                   abuf[prev:off], bn_block(layers, abuf, nb, l - 1), nb)
         off = prev
     return loss
 
@@ -205,7 +243,7 @@ def add_weight_gradient_norms(grad, layers, acc):
 
 @njit
 def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state, abuf, tmp, grad,
-               rates, drop, seeds, losses, norms, want_loss):
+               rates, drop, seeds, losses, norms, want_loss, stats):
     """Train for ``losses.shape[0]`` epochs, updating ``params`` after every minibatch.
 
     Epoch ``e`` visits the rows ``orders[e % len(orders)]`` of ``X`` (all of them, or
@@ -218,7 +256,8 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     ``e`` runs at the learning rate ``rates[e]``; otherwise at ``hyper``'s.
     ``norms[e, l]`` receives the mean over the epoch's batches of the norm of layer ``l``'s
     weight gradient (with the L2 term, before clipping).  ``drop`` > 0: dropout on the
-    layers marked for it, epoch ``e`` seeded by ``seeds[e]``.
+    layers marked for it, epoch ``e`` seeded by ``seeds[e]``.  Batch-normalized layers
+    normalize with each batch's statistics and move their running ones, ``stats``.
     """
     n = orders.shape[1]
     alpha = hyper[H_ALPHA]
@@ -238,7 +277,8 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                 continue
             seed = batch_seed(seeds[e], start) if drop > 0.0 else 0
             loss = batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad,
-                                  1.0 / sw_sum, want_loss, drop, seed, same_batch and e > 0)
+                                  1.0 / sw_sum, want_loss, stats, TRAIN_UPDATE, drop, seed,
+                                  same_batch and e > 0)
             loss += l2_penalty(params, grad, layers, alpha, sw_sum)
             total += loss * (nb / sw_sum)
             add_weight_gradient_norms(grad, layers, norms[e])
@@ -251,9 +291,11 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
 
 
 @njit
-def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad, total_grad):
+def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad, total_grad,
+                  stats):
     """``SW``-weighted mean loss (with the L2 term ``alpha``) and its gradient over the rows
-    ``order`` of ``X``, processed ``chunk`` rows at a time.
+    ``order`` of ``X``, processed ``chunk`` rows at a time (batch normalization, in
+    training mode, normalizes each chunk by its own statistics and leaves ``stats``).
 
     ``total_grad`` receives the gradient; ``grad`` is scratch of the same size.
     """
@@ -264,7 +306,7 @@ def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
         total += batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad,
-                                1.0 / sw_sum, True, 0.0, 0)
+                                1.0 / sw_sum, True, stats, TRAIN, 0.0, 0)
         for k in range(grad.shape[0]):
             total_grad[k] += grad[k]
     total += l2_penalty(params, total_grad, layers, alpha, sw_sum)
@@ -272,9 +314,10 @@ def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad
 
 
 @njit
-def predict_rows(params, X, order, layers, chunk, abuf, tmp, out):
+def predict_rows(params, X, order, layers, chunk, abuf, tmp, out, stats):
     """Output-layer values (probabilities for sigmoid and softmax) for the rows of ``X``, in
-    order (``order`` is ``arange(len(X))``: the gather of the loop path reads through it)."""
+    order (``order`` is ``arange(len(X))``: the gather of the loop path reads through it).
+    Batch normalization uses the running statistics ``stats``."""
     n = X.shape[0]
     n_layers = layers.shape[0]
     n_out = layers[n_layers - 1, 1]
@@ -287,14 +330,15 @@ def predict_rows(params, X, order, layers, chunk, abuf, tmp, out):
             keep0 = pre_block(layers, abuf, nb, 0, n_in0 * nb)
             blas_forward(params, layers[0, 3], layers[0, 4], n_in0, n_out0,
                          X[start:start + nb].T, abuf[n_in0 * nb:], nb,
-                         layers[0, 2] if n_layers > 1 else IDENTITY, keep0)
+                         layers[0, 2] if n_layers > 1 else IDENTITY, keep0, layers[0, 6], EVAL,
+                         bn_block(layers, abuf, nb, 0), stats, layers[0, 7])
             if n_layers > 1 and keeps_separately(layers, 0):
                 finish_hidden(layers, 0, abuf[n_in0 * nb:], keep0, X[start:start + nb].T, nb,
                               0.0, 0)
-            off = forward_batch(params, layers, abuf, nb, 1)
+            off = forward_batch(params, layers, abuf, nb, stats, EVAL, 1)
         else:
             gather(X, order, start, nb, abuf)
-            off = forward_batch(params, layers, abuf, nb)
+            off = forward_batch(params, layers, abuf, nb, stats, EVAL)
         Z = abuf[off:off + n_out * nb]
         output_activation(layers[n_layers - 1, 2], Z, nb, n_out, tmp)
         for b in range(nb):
