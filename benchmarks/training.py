@@ -5,8 +5,10 @@ Every time benchmark here reports the mean seconds of ONE epoch: a timed call ru
 microseconds, so that ``fit``'s once-per-call cost is spread as in a real fit; one for
 the medium and large ones) and its ``timer`` divides the clock by that count.
 """
+import numpy as np
+
 from .common import DTYPES, LIBRARIES, OPTIMIZERS, WORKLOAD_NAMES, epoch_timer, epochs_per_call, \
-    get_data, workload
+    get_data, median_seconds, repeats_for_tracking, workload
 from .peers import make_peer, warm_peer
 
 
@@ -48,3 +50,65 @@ class Optimizers:
 
     def time_epoch(self, name, optimizer):
         self.peer.fit_epochs(self.X, self.y, self.epochs, optimizer, self.lr)
+
+
+#: The deep-network remedies, as ``fastbp.Network`` keyword arguments.
+REMEDIES = {
+    "plain": {},
+    "residual": {"residual": True},
+    "batch_norm": {"batch_norm": True},
+    "batch_norm+residual": {"batch_norm": True, "residual": True},
+    "dropout": {"dropout": 0.1},
+}
+
+
+def deep_network(remedy, w):
+    """The medium workload's network with two more hidden layers of 128 (784-256-128-128-
+    128-10, ReLU), and the ``remedy``'s options."""
+    import fastbp
+
+    layers = list(w.layers[:-1]) + [128, 128] + [w.layers[-1]]
+    return fastbp.Network(layers, activation="relu", output=w.output, dtype=w.dtype,
+                          random_state=0, **REMEDIES[remedy])
+
+
+class _DeepNetworks:
+    """Setup shared by the deep-remedy benchmarks: the deeper medium network with the
+    remedy, and plain, both warmed up."""
+
+    params = [list(REMEDIES)]
+    param_names = ["remedy"]
+
+    def setup(self, remedy):
+        self.w = workload("medium")
+        self.X, self.y = get_data(self.w)
+        self.nets = {r: deep_network(r, self.w) for r in {remedy, "plain"}}
+        for net in self.nets.values():  # compile (or load from the cache), then warm up
+            self._fit(net, self.X[:2 * self.w.batch_size], self.y[:2 * self.w.batch_size])
+
+    def _fit(self, net, X, y):
+        net.fit(X, y, epochs=self.w.epochs, batch_size=self.w.batch_size,
+                learning_rate=self.w.learning_rate, warm_start=True)
+
+
+class DeepRemedies(_DeepNetworks):
+    """An epoch of SGD on the deeper medium network, plain and with each remedy for deep
+    networks."""
+
+    def time_epoch(self, remedy):
+        self._fit(self.nets[remedy], self.X, self.y)
+
+
+class DeepRemedyCost(_DeepNetworks):
+    """The remedy's epoch time over the plain epoch's, both measured in the same setup,
+    interleaved (the target for batch_norm+residual: at most 1.3)."""
+
+    unit = "x plain epoch"
+
+    def track_cost(self, remedy):
+        plain, net = self.nets["plain"], self.nets[remedy]
+        t_plain, t_net = [], []
+        for _ in range(repeats_for_tracking()):
+            t_plain.append(median_seconds(lambda: self._fit(plain, self.X, self.y), 1))
+            t_net.append(median_seconds(lambda: self._fit(net, self.X, self.y), 1))
+        return float(np.median(t_net) / np.median(t_plain))
