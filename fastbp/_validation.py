@@ -29,7 +29,11 @@ def check_positive_float(name, value, allow_zero=False):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     # float() first: np.isfinite cannot take every numbers.Real (a Fraction, for one).
-    if not np.isfinite(float(value)) or value < 0 or (value == 0 and not allow_zero):
+    try:
+        finite = bool(np.isfinite(float(value)))
+    except OverflowError:  # an integer beyond any float
+        finite = False
+    if not finite or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, "
                          f"got {value!r}")
     return float(value)
@@ -97,12 +101,27 @@ def _as_numeric(name, a):
         arr = np.asarray(a)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
+    if arr.dtype.kind == "O":
+        arr = _pandas_numbers(a, arr)
     kind = arr.dtype.kind
     if kind in "biuf":
         return arr
     if kind == "c":
         raise TypeError(f"{name} must be real-valued, got complex dtype {arr.dtype}")
     raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+
+
+def _pandas_numbers(a, arr):
+    """A pandas DataFrame or Series whose columns all hold numbers, with nullable extension
+    dtypes among them (Int64, Float64, boolean), as float64 with ``pd.NA`` as NaN; NumPy
+    reads those as object arrays.  Anything else comes back as ``arr``, the object array."""
+    dtypes = getattr(a, "dtypes", None)
+    if dtypes is None or not hasattr(a, "to_numpy"):
+        return arr
+    dtypes = dtypes.tolist() if hasattr(dtypes, "tolist") else [dtypes]
+    if not dtypes or any(getattr(dt, "kind", "O") not in "biuf" for dt in dtypes):
+        return arr
+    return a.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _check_finite(name, arr, source=None):

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._validation import check_int, check_positive_float
 from ._kernels.optimizers import H_LR
-from .network import Network, _Trainer
+from .network import DivergenceError, Network, _Trainer
 from .optim import SGD
 
 
@@ -103,8 +103,16 @@ class NeuralNetwork:
         n = X.shape[0]
         order = np.arange(n, dtype=np.int64).reshape(1, n)
         net._hyper[H_LR] = learning_rate
-        with _Trainer(net, X, Y, SW, n) as trainer:
-            trainer.run(order, epochs, want_loss=False)
+        try:
+            with _Trainer(net, X, Y, SW, n) as trainer:
+                trainer.run(order, epochs, want_loss=False)
+        except DivergenceError:
+            # All the epochs ran in one kernel call, without computing the loss: say what
+            # happened in those terms (the weights are back to what they were before the call).
+            raise DivergenceError(
+                f"training diverged: the weights became non-finite within {epochs} full-batch "
+                f"step(s) at learning_rate={learning_rate:g}; lower it or scale X. The weights "
+                f"from before this call were restored.") from None
 
     def predict(self, X):
         """0/1 labels of shape (n_samples, output_size), as int."""

@@ -26,6 +26,7 @@ Where scikit-learn's MLP is inconsistent, fastbp follows the mathematics:
 - Sparse input is accepted and densified before training (the kernels read dense
   rows): memory grows to ``n_samples * n_features`` values.
 """
+import re
 import warnings
 from numbers import Integral, Real
 
@@ -39,8 +40,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
-                                      validate_data)
+from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted,
+                                      column_or_1d, validate_data)
 
 from . import optim
 from ._validation import check_sample_weight
@@ -51,6 +52,41 @@ _STOCHASTIC = ("sgd", "adam", "adamw")
 #: scikit-learn's names of output activations -> fastbp.Network's output names.
 _OUTPUTS = {"identity": "identity", "logistic": "sigmoid", "softmax": "softmax",
             "exp": "poisson"}
+
+_ARGUMENT = re.compile(r"\b(X|y|sample_weight|classes)\b")
+
+
+class _naming:
+    """Context manager: a ValueError or TypeError raised inside whose message names no
+    argument is raised again with ``culprit()`` (the argument's name) in front, so that
+    every input error says which input it is about (scikit-learn's "Complex data not
+    supported" or numpy's "could not convert string to float" do not)."""
+
+    def __init__(self, culprit):
+        self.culprit = culprit
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None or not issubclass(exc_type, (ValueError, TypeError)) \
+                or _ARGUMENT.search(str(exc)):
+            return False
+        try:
+            named = exc_type(f"{self.culprit()}: {exc}")
+        except Exception:  # noqa: BLE001 - an exception type with other arguments: keep it
+            return False
+        raise named from exc
+
+
+def _culprit(X):
+    """'X' when X alone fails scikit-learn's checks, else 'y' (for errors of both)."""
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            check_array(X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32))
+    except (ValueError, TypeError):
+        return "X"
+    return "y"
 
 
 class _BaseMLP(BaseEstimator):
@@ -187,7 +223,8 @@ class _BaseMLP(BaseEstimator):
         X = np.ascontiguousarray(X, dtype=net.dtype)
         Y = np.ascontiguousarray(Y, dtype=net.dtype)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+            with _naming(lambda: "sample_weight"):
+                sample_weight = _check_sample_weight(sample_weight, X)
         SW = check_sample_weight(sample_weight, n_samples, net.dtype)
 
         train_rows, val = np.arange(n_samples, dtype=np.int64), None
@@ -220,32 +257,58 @@ class _BaseMLP(BaseEstimator):
         start_scores = len(net.validation_scores_) if continuing else 0
         max_iter = 1 if incremental else self.max_iter
         callbacks = [self._print_progress] if self.verbose else []
-        net._fit_validated(
-            X, Y, SW, train_rows, val, epochs=max_iter, batch_size=batch_size,
-            lr0=self.learning_rate_init, opt=opt, sched=self._schedule(), alpha=self.alpha,
-            clip_norm=self.clip_norm, clip_value=None, shuffle=self.shuffle,
-            early_stopping=self.early_stopping,
-            n_iter_no_change=int(min(self.n_iter_no_change, self.max_iter + 1)), tol=self.tol,
-            callbacks=callbacks, verbose=False, warm_start=incremental,
-            n_threads=self.n_threads)
+        self._training_started = True  # from here on, a failure keeps the epochs that completed
+        try:
+            net._fit_validated(
+                X, Y, SW, train_rows, val, epochs=max_iter, batch_size=batch_size,
+                lr0=self.learning_rate_init, opt=opt, sched=self._schedule(), alpha=self.alpha,
+                clip_norm=self.clip_norm, clip_value=None, shuffle=self.shuffle,
+                early_stopping=self.early_stopping,
+                n_iter_no_change=int(min(self.n_iter_no_change, self.max_iter + 1)), tol=self.tol,
+                callbacks=callbacks, verbose=False, warm_start=incremental,
+                n_threads=self.n_threads)
+        finally:
+            # Also after a DivergenceError (the network is back at its last good epoch) or an
+            # error in a callback: the history says which epochs the weights have seen.
+            self._record_epochs(net, start, start_scores, n_train)
+        if self.solver == "lbfgs":
+            self._check_lbfgs(net)
+        if not incremental and self.solver != "lbfgs" and self.n_iter_ == self.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
+                          "the optimization hasn't converged yet.", ConvergenceWarning)
+        return self
 
+    def _record_epochs(self, net, start, start_scores, n_train):
+        """The network's history since ``start`` into the estimator's attributes."""
         new_losses = net.loss_curve_[start:]
         self.n_iter_ = len(new_losses)
         self.loss_curve_ = self.loss_curve_ + new_losses
         self.t_ += n_train * self.n_iter_
         if new_losses:
             self.loss_ = new_losses[-1]
-        if self.solver == "lbfgs":
-            self._check_lbfgs(net)
         if self.early_stopping:
             self.validation_scores_ = self.validation_scores_ + net.validation_scores_[start_scores:]
             self.best_validation_score_ = max([self.best_validation_score_] + self.validation_scores_)
         elif new_losses:
             self.best_loss_ = min([self.best_loss_] + new_losses)
-        if not incremental and self.solver != "lbfgs" and self.n_iter_ == self.max_iter:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
-                          "the optimization hasn't converged yet.", ConvergenceWarning)
-        return self
+
+    def _transaction(self, step, *args):
+        """``step(*args)``, which fits; if it raises before training starts (bad input, a bad
+        mix of parameters), every attribute goes back to what it was, so that a failed fit
+        leaves a fitted estimator as it was and an unfitted one unfitted.  Once training has
+        started, a failure (``DivergenceError``, an error in a callback) keeps what the network
+        kept: the weights of its last good epoch, and the history of the epochs that completed.
+        """
+        saved = dict(self.__dict__)
+        try:
+            return step(*args)
+        except BaseException:
+            if not self.__dict__.get("_training_started", False):
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+            raise
+        finally:
+            self.__dict__.pop("_training_started", None)
 
     def _check_lbfgs(self, net):
         result = getattr(net, "lbfgs_result_", None)
@@ -278,7 +341,7 @@ class _BaseMLP(BaseEstimator):
         self
         """
         self._validate_params()
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._transaction(self._fit, X, y, sample_weight, False)
 
     def _is_stochastic(self):
         if self.solver not in _STOCHASTIC:
@@ -291,11 +354,14 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X):
         """Output-layer values (n_samples, n_outputs) for validated X."""
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
-                          reset=False)
+        with _naming(lambda: "X"), np.errstate(over="ignore", invalid="ignore"):
+            # (errstate: scikit-learn's finiteness check sums X first, which may overflow)
+            X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                              dtype=(np.float64, np.float32), reset=False)
         if sp.issparse(X):
             X = X.toarray()
         net = self._net
+        # never an inf or a NaN prediction without a word: _forward raises
         return net._forward(np.ascontiguousarray(X, dtype=net.dtype))
 
     def __sklearn_tags__(self):
@@ -364,8 +430,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        with _naming(lambda: _culprit(X)), np.errstate(over="ignore", invalid="ignore"):
+            X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                                 dtype=(np.float64, np.float32), reset=reset)
+        with _naming(lambda: "y"), np.errstate(invalid="ignore", over="ignore"):
+            # (errstate: scikit-learn casts float labels to int to see whether they are whole)
+            return X, self._encode_labels(y, incremental)
+
+    def _encode_labels(self, y, incremental):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -383,8 +455,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {classes}.")
         # bool, so that float32 data are not upcast on the way
-        y = self._label_binarizer.transform(y).astype(bool)
-        return X, y
+        return self._label_binarizer.transform(y).astype(bool)
 
     def predict(self, X):
         """Predicted classes, shape (n_samples,) or (n_samples, n_classes) for multilabel."""
@@ -414,6 +485,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         unless ``y`` is a multilabel indicator matrix.
         """
         self._validate_params()
+        return self._transaction(self._partial_fit, X, y, sample_weight, classes)
+
+    def _partial_fit(self, X, y, sample_weight, classes):
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -486,8 +560,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        with _naming(lambda: _culprit(X)), np.errstate(over="ignore", invalid="ignore"):
+            X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                                 y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.dtype.kind not in "biuf":
+            with _naming(lambda: "y"):
+                y = y.astype(np.float64)  # numbers written as strings, read as before
+        if not np.isfinite(y).all():
+            # scikit-learn checks an object y (None among numbers) before converting it
+            raise ValueError("Input y contains NaN or infinity.")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):
@@ -503,4 +584,4 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)``, continuing the optimizer state."""
         self._validate_params()
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self._transaction(self._fit, X, y, sample_weight, True)

@@ -38,7 +38,7 @@ def save(net, path):
     over ``path``: a failure (a full disk, an unwritable folder) raises and leaves
     any existing file at ``path`` as it was.
     """
-    path = os.fspath(path)
+    path = _fspath(path)
     opt = net._optimizer
     if opt is not None and _OPTIMIZERS.get(type(opt).__name__) is not type(opt):
         raise ValueError(f"cannot save to {path!r}: the optimizer {opt!r} is not one of "
@@ -84,6 +84,16 @@ def save(net, path):
         raise
 
 
+def _fspath(path):
+    """``path`` as a str (bytes decoded as the file system does), or a TypeError that says
+    which argument was wrong."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"path must be a str, bytes or os.PathLike file name, got "
+                        f"{type(path).__name__} {path!r}") from None
+
+
 def _create_temporary(path):
     """A new file next to ``path``, with the mode a plain ``open`` would give it: that of
     the file it replaces, else 0o666 less the umask.
@@ -120,7 +130,7 @@ def load(path):
     """
     from .network import Network
 
-    path = os.fspath(path)
+    path = _fspath(path)
     data = _read_arrays(path)
     if "spec" not in data:
         raise ValueError(f"{path!r} is not a fastbp model file (no 'spec' entry)")
@@ -150,7 +160,7 @@ def load(path):
                       random_state=0, init=spec["init"], init_scale=spec["init_scale"],
                       residual=spec.get("residual", False), dropout=spec.get("dropout", 0.0),
                       batch_norm=batch_norm)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise bad(f"its architecture is invalid ({exc})") from None
     state = spec.get("dropout_state", [0, 0])
     if not (isinstance(state, list) and len(state) == 2 and all(_is_int(v) and 0 <= v < 2 ** 63
@@ -177,7 +187,7 @@ def load(path):
         pos, has_gauss, gauss = rng["pos"], rng["has_gauss"], rng["cached_gaussian"]
         # NumPy does not check the position: outside 0..624 the generator reads out of bounds.
         if not (_is_int(pos) and 0 <= pos <= _RNG_KEYS and _is_int(has_gauss)
-                and has_gauss in (0, 1) and _is_real(gauss) and math.isfinite(gauss)):
+                and has_gauss in (0, 1) and _is_finite(gauss)):
             raise ValueError(f"random state {rng!r} is out of range")
         net._rng.set_state(("MT19937", data["rng_keys"], pos, has_gauss, float(gauss)))
         for key in _HISTORY:
@@ -185,16 +195,16 @@ def load(path):
             if key in _COUNTERS:
                 ok = _is_int(value) and value >= 0
             elif key == "_lr":
-                ok = value is None or (_is_real(value) and math.isfinite(value) and value > 0)
-            else:
-                ok = value is None or _is_real(value)
+                ok = value is None or (_is_finite(value) and value > 0)
+            else:  # best_loss_, best_validation_score_: a NaN would stall every comparison
+                ok = value is None or _is_finite(value)
             if not ok:
                 raise TypeError(f"history entry {key} is {value!r}")
             setattr(net, key, value)
         opt = spec["optimizer"]
         if opt is not None:
             net._optimizer = _OPTIMIZERS[opt["name"]](**opt["params"])
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise bad(f"its training state is invalid ({exc!r})") from None
     if net._optimizer is not None:
         _expect(data, "opt_state", (2, net._params.size), net.dtype, bad)
@@ -287,6 +297,14 @@ def _is_int(value):
 
 def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_finite(value):
+    """A real number that converts to a finite float (JSON holds integers beyond any float)."""
+    try:
+        return _is_real(value) and math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _plain(value):

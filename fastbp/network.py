@@ -75,8 +75,9 @@ class Network:
         learned ``scales_`` and shifted by the layer's intercept, which then plays the
         part of the shift (the affine transform itself has no bias).  Running statistics
         follow PyTorch's ``BatchNorm1d``: momentum 0.1, eps 1e-5, unbiased running
-        variance.  ``loss_and_gradients`` normalizes by the statistics of the whole data
-        it is given.  Not with L-BFGS.
+        variance.  The statistics are unweighted: sample weights weight the loss only.
+        ``loss_and_gradients`` normalizes by the statistics of the whole data it is
+        given.  Not with L-BFGS.
 
     Attributes
     ----------
@@ -213,6 +214,14 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        # joblib.load(..., mmap_mode='r') hands arrays back as read-only maps: the kernels
+        # write the parameters (fit) and the running statistics, so take writable copies
+        # (and of the layer table too: a read-only one is another type, whose kernels Numba
+        # would compile again).
+        for name in ("_table", "_params", "_stats", "_opt_state", "_hyper", "_perm"):
+            a = self.__dict__.get(name)
+            if isinstance(a, np.ndarray) and not a.flags.writeable:
+                self.__dict__[name] = np.array(a)
         self._set_views()
 
     def __repr__(self):
@@ -413,8 +422,9 @@ class Network:
         # cost does not dominate small networks.
         batched = (val is None and not early_stopping and tol is None and not callbacks
                    and bar is None and not isinstance(sched, Adaptive))
-        trainer = _Trainer(self, X, Y, SW, min(batch_size, n_train))
+        trainer = _Trainer(self, X, Y, SW, min(batch_size, n_train), train_rows)
         done = 0
+        history = self._history()
         try:
             with trainer, _ctrl_c_after_epoch() as interrupted:
                 while done < epochs:
@@ -438,6 +448,7 @@ class Network:
                             self._update_no_improvement({"loss": loss}, False, None, None)
                         done += k
                         trainer.commit()
+                        history = self._history()
                         if interrupted():
                             raise KeyboardInterrupt
                         continue
@@ -449,7 +460,8 @@ class Network:
                     done += 1
                     metrics = {"loss": loss, "learning_rate": lr}
                     if val is not None:
-                        metrics["validation_score"] = self._score(*val)
+                        # (outputs that overflow score as wrong, not as an error about X)
+                        metrics["validation_score"] = self._score(*val, check=False)
                         self.validation_scores_.append(metrics["validation_score"])
                     stop = self._update_no_improvement(metrics, early_stopping, tol, best_params)
                     if stop is not None and stop > n_iter_no_change:
@@ -466,6 +478,7 @@ class Network:
                     if any([bool(cb(self.n_iter_, dict(metrics))) for cb in callbacks]):
                         break
                     trainer.commit()
+                    history = self._history()
                     if interrupted():
                         raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -473,12 +486,31 @@ class Network:
                 trainer.rollback()
             warnings.warn(f"fit interrupted after {self.n_iter_} epochs; the network keeps "
                           "the weights of the last completed epoch", RuntimeWarning, stacklevel=3)
+        except BaseException:
+            # the trainer put the weights back to the last committed epoch: so goes the history
+            self._restore_history(history)
+            raise
         finally:
             if bar is not None:
                 bar.close()
         if early_stopping and self.best_validation_score_ is not None:
             params[:] = best_params[0]
             self._stats[:] = best_params[1]
+
+    def _history(self):
+        """What an epoch adds to the history, as it stands (see ``_restore_history``)."""
+        return (self.n_iter_, self.t_, self._epoch, self._lr, self._no_improvement,
+                self.best_loss_, self.best_validation_score_, self._dropout_epochs,
+                len(self.loss_curve_), len(self._gradient_norms), len(self.validation_scores_),
+                self._rng.get_state(), None if self._perm is None else self._perm.copy())
+
+    def _restore_history(self, h):
+        (self.n_iter_, self.t_, self._epoch, self._lr, self._no_improvement, self.best_loss_,
+         self.best_validation_score_, self._dropout_epochs, n_loss, n_norms, n_scores, rng,
+         self._perm) = h
+        del self.loss_curve_[n_loss:], self._gradient_norms[n_norms:]
+        del self.validation_scores_[n_scores:]
+        self._rng.set_state(rng)
 
     def _plan_epochs(self, k, train_rows, shuffle, lr0, sched, epochs):
         """Visiting orders ``(k or 1, n_train)`` and learning rates ``(k,)`` of the next
@@ -560,12 +592,15 @@ class Network:
             return loss, g.astype(np.float64)
 
         stopped = []
+        completed = params.copy()  # the last iterate L-BFGS accepted (kept on Ctrl-C)
+        committed = params.copy()  # the last one whose callbacks returned (kept on errors)
 
         def callback(intermediate_result):
             loss = float(intermediate_result.fun)
             self.loss_curve_.append(loss)
             if not np.array_equal(last.get("theta"), intermediate_result.x):
                 fun(intermediate_result.x)
+            completed[:] = params
             self._gradient_norms.append(self._layer_norms(last["g"]))
             self.n_iter_ += 1
             self.t_ += len(train_rows)
@@ -573,7 +608,9 @@ class Network:
             if any([bool(cb(self.n_iter_, {"loss": loss})) for cb in callbacks]):
                 stopped.append(True)
                 raise StopIteration
+            committed[:] = params
 
+        result = None
         try:
             result = minimize(fun, params.astype(np.float64), jac=True, method="L-BFGS-B",
                               callback=callback,
@@ -581,13 +618,17 @@ class Network:
                                        "gtol": 1e-4 if tol is None else tol})
             params[:] = result.x
         except KeyboardInterrupt:
+            params[:] = completed
             warnings.warn(f"fit interrupted after {self.n_iter_} iterations", RuntimeWarning,
                           stacklevel=3)
+        except BaseException:
+            params[:] = committed
+            raise
         if not np.isfinite(params.sum(dtype=np.float64)):
             params[:] = last_good
             raise DivergenceError("L-BFGS produced non-finite weights; the previous weights "
                                   "were restored. Scale the inputs or raise alpha.")
-        self.lbfgs_result_ = None if stopped else result
+        self.lbfgs_result_ = None if stopped or result is None else result
         return self
 
     # -- inference ------------------------------------------------------------------------------
@@ -598,7 +639,9 @@ class Network:
         X = check_X(X, self.dtype, self.n_features_in_)
         return self._forward(X)
 
-    def _forward(self, X):
+    def _forward(self, X, check=True):
+        """Output-layer values for validated X; with ``check``, a non-finite output raises
+        ``ValueError`` instead of being returned."""
         n = X.shape[0]
         chunk = min(n, _config.FORWARD_CHUNK)
         abuf_len, tmp_len = self._buffer_sizes(chunk)
@@ -606,6 +649,12 @@ class Network:
         predict_rows(self._params, X, np.arange(n, dtype=np.int64), self._table, chunk,
                      np.empty(abuf_len, dtype=self.dtype), np.empty(tmp_len, dtype=self.dtype),
                      out, self._stats)
+        if check and not np.isfinite(out).all():
+            rows = int((~np.isfinite(out)).any(axis=1).sum())
+            raise ValueError(
+                f"X: the network's outputs overflow {self.dtype} on {rows} of {n} rows (inputs "
+                f"up to {float(np.abs(X).max()):.3g} in magnitude); scale X, train with a "
+                f"lower learning rate, or use float64")
         return out
 
     def predict(self, X):
@@ -637,8 +686,8 @@ class Network:
         X, Y, SW = self._check_data(X, y, sample_weight)
         return self._score(X, Y, None if sample_weight is None else SW)
 
-    def _score(self, X, Y, SW=None):
-        out = self._forward(X)
+    def _score(self, X, Y, SW=None, check=True):
+        out = self._forward(X, check)
         if self.output == "softmax":
             return float(np.average(out.argmax(axis=1) == Y.argmax(axis=1), weights=SW))
         if self.output == "sigmoid":
@@ -706,12 +755,15 @@ class _Trainer:
     """Buffers of one fit and the guard that keeps the weights usable when training fails.
 
     On an exception inside its ``with`` block the weights go back to those of the
-    last committed epoch.
+    last committed epoch.  ``rows``: the training rows, of which the first batch probes
+    the weights after each kernel call (None: no probe; the outputs of a sigmoid or softmax
+    network are finite whenever its weights are).
     """
 
-    def __init__(self, net, X, Y, SW, batch):
+    def __init__(self, net, X, Y, SW, batch, rows=None):
         self.net, self.X, self.Y, self.SW = net, X, Y, SW
         self.batch = batch
+        self.probe = None if rows is None else X[rows[:batch]]
         abuf_len, tmp_len = net._buffer_sizes(batch)
         self.abuf = np.empty(abuf_len, dtype=net.dtype)
         self.tmp = np.empty(tmp_len, dtype=net.dtype)
@@ -759,12 +811,16 @@ class _Trainer:
                    net._optimizer.kind, net._hyper, net._opt_state, self.abuf, self.tmp,
                    self.grad, _NO_RATES if rates is None else rates, net.dropout, seeds, losses,
                    self.norms, want_loss, net._stats)
-        if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))):
+        # Each epoch's loss is taken before each batch's update, so the last update of the
+        # call is seen only in the weights, and in the outputs they give a batch of rows.
+        if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))
+                and (self.probe is None
+                     or np.isfinite(net._forward(self.probe, check=False)).all())):
             raise DivergenceError(
-                f"training diverged (loss {losses[-1]!r}): the loss or the weights became "
-                f"non-finite. The learning rate ({net._hyper[H_LR]:g}) is the likely cause; "
-                f"lower it or scale the inputs. The weights from before the failing epoch "
-                f"were restored.")
+                f"training diverged (loss {float(losses[-1])!r}): the loss, the weights or "
+                f"the outputs on the training data became non-finite. The learning rate "
+                f"({net._hyper[H_LR]:g}) is the likely cause; lower it or scale the inputs. "
+                f"The weights from before the failing epoch were restored.")
         net._dropout_epochs += n_epochs
         return losses
 
@@ -836,11 +892,25 @@ def _threads(n_threads):
 
     before = numba.get_num_threads()
     numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    # BLAS's limit is process-wide: the first of overlapping fits sets it, the last one
+    # out puts it back (each restoring its own entry's value would leave n_threads behind).
+    with _BLAS_LOCK:
+        if _BLAS[0] == 0:
+            _BLAS[1] = threadpool_limits(limits=n_threads)
+        _BLAS[0] += 1
     try:
-        with threadpool_limits(limits=n_threads):
-            yield
+        yield
     finally:
+        with _BLAS_LOCK:
+            _BLAS[0] -= 1
+            if _BLAS[0] == 0:
+                _BLAS[1].restore_original_limits()
+                _BLAS[1] = None
         numba.set_num_threads(before)
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS = [0, None]  # fits inside _threads now, and the limiter the first of them set
 
 
 @contextlib.contextmanager

@@ -33,3 +33,28 @@ def targets_2d(y, n_out, output, dtype=np.float64):
 @pytest.fixture
 def rng():
     return np.random.RandomState(12345)
+
+
+# -- reliability tests: how many cases each category generated, shown after every run ------------
+
+RELIABILITY_CASES = {}   # category -> {outcome: count}
+RELIABILITY_BOUNDS = {}  # name -> measured bound (memory drift, threads)
+
+
+def record_case(category, outcome):
+    """Count one generated case of ``category`` that ended in ``outcome``."""
+    outcomes = RELIABILITY_CASES.setdefault(category, {})
+    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RELIABILITY_CASES and not RELIABILITY_BOUNDS:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("reliability: cases generated per category")
+    for category in sorted(RELIABILITY_CASES):
+        outcomes = RELIABILITY_CASES[category]
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
+        write(f"{category:<26} {sum(outcomes.values()):>6}  ({detail})")
+    for name in sorted(RELIABILITY_BOUNDS):
+        write(f"{name}: {RELIABILITY_BOUNDS[name]}")
