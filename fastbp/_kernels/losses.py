@@ -50,7 +50,6 @@ def loss_and_delta(code, Z, Y, SW, order, start, nb, n_out, scale, want_loss, sc
     logarithm per output for the sigmoid and Poisson losses).  ``scratch`` holds at
     least ``SCRATCH_PER_SAMPLE * nb`` values.
     """
-    one = Z.dtype.type(1)
     total = 0.0
     if code == OUT_SOFTMAX:
         return _softmax_loss(Z, Y, SW, order, start, nb, n_out, scale, scratch)
