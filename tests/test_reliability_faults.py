@@ -288,22 +288,10 @@ def test_a_fault_during_an_estimators_fit_leaves_it_usable(classifier, solver, a
     record_case("faults: estimator fit", fault)
 
 
-def test_lbfgs_ctrl_c_in_a_callback_keeps_the_iteration_that_completed():
-    X, y = make_data(40, 4, 3, "softmax", seed=0)
-    net = fastbp.Network([4, 6, 3], output="softmax", random_state=0)
-    snapshots = {}
-
-    def callback(epoch, metrics):
-        snapshots[epoch] = params(net)
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.warns(RuntimeWarning, match="interrupted"):
-        net.fit(X, y, epochs=10, optimizer="lbfgs", callbacks=[callback])
-    np.testing.assert_array_equal(params(net), snapshots[2])
-
-
-def test_lbfgs_exception_in_a_callback_keeps_the_previous_iteration():
+@pytest.mark.parametrize("fault, kept", [(KeyboardInterrupt, 3), (RuntimeError, 2)])
+def test_lbfgs_fault_in_a_callback_keeps_the_right_iteration(fault, kept):
+    """Ctrl-C from a callback keeps the iteration that completed; any other exception the
+    iteration before it."""
     X, y = make_data(40, 4, 3, "softmax", seed=0)
     net = fastbp.Network([4, 6, 3], output="softmax", random_state=0)
     snapshots = {}
@@ -311,11 +299,15 @@ def test_lbfgs_exception_in_a_callback_keeps_the_previous_iteration():
     def callback(epoch, metrics):
         snapshots[epoch] = params(net)
         if epoch == 3:
-            raise RuntimeError("boom")
+            raise fault("boom")
 
-    with pytest.raises(RuntimeError):
+    if fault is KeyboardInterrupt:
+        expect = pytest.warns(RuntimeWarning, match="interrupted")
+    else:
+        expect = pytest.raises(fault)
+    with expect:
         net.fit(X, y, epochs=10, optimizer="lbfgs", callbacks=[callback])
-    np.testing.assert_array_equal(params(net), snapshots[2])
+    np.testing.assert_array_equal(params(net), snapshots[kept])
 
 
 def test_history_matches_the_weights_after_an_exception_in_a_callback():
