@@ -443,9 +443,10 @@ class Network:
                             self._perm = perm
                             batched = False
                             continue
-                        for loss, norms in zip(losses.tolist(), trainer.norms):
-                            self._finish_epoch(loss, n_train, norms)
-                            self._update_no_improvement({"loss": loss}, False, None, None)
+                        self._finish_epochs(losses, n_train, trainer.norms)
+                        best = float(losses.min())  # no stopping rule: only the best loss
+                        if self.best_loss_ is None or best < self.best_loss_:
+                            self.best_loss_ = best
                         done += k
                         trainer.commit()
                         history = self._history()
@@ -455,8 +456,9 @@ class Network:
                     t0 = time.perf_counter()
                     orders, rates = self._plan_epochs(1, train_rows, shuffle, lr0, sched, epochs)
                     lr = float(rates[0])
-                    loss = float(trainer.run(orders, 1, rates=rates)[0])
-                    self._finish_epoch(loss, n_train, trainer.norms[0])
+                    losses = trainer.run(orders, 1, rates=rates)
+                    loss = float(losses[0])
+                    self._finish_epochs(losses, n_train, trainer.norms)
                     done += 1
                     metrics = {"loss": loss, "learning_rate": lr}
                     if val is not None:
@@ -534,12 +536,15 @@ class Network:
         return np.array([np.linalg.norm(g[w0:w0 + n_in * n_out].astype(np.float64))
                          for n_in, n_out, _, w0, *_ in self._table], dtype=np.float64)
 
-    def _finish_epoch(self, loss, n_train, norms):
-        self._epoch += 1
-        self.n_iter_ += 1
-        self.t_ += n_train
-        self.loss_curve_.append(loss)
-        self._gradient_norms.append(norms.copy())
+    def _finish_epochs(self, losses, n_train, norms):
+        """Record epochs that went well: their mean losses and gradient norms (one row per
+        epoch of a fresh array, kept as it is)."""
+        k = len(losses)
+        self._epoch += k
+        self.n_iter_ += k
+        self.t_ += k * n_train
+        self.loss_curve_.extend(losses.tolist())
+        self._gradient_norms.extend(norms)
 
     @property
     def gradient_norms_(self):
