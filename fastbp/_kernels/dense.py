@@ -37,11 +37,18 @@ def combine_rows(out, W, first, stride, count, rows, nb):
 
 
 @njit
-def normalize_rows(Z, n_out, nb, params, g0, mode, U, stats, s0):
-    """Batch-normalize every row of ``Z`` (flat ``(n_out, nb)``) and scale it by
-    ``params[g0:]``, before the shift and activation (see ``batchnorm``)."""
+def finish_rows(Z, n_out, nb, params, b0, code, P, g0, mode, U, stats, s0):
+    """After ``Z = W.T @ A`` (flat ``(n_out, nb)``): add the bias and apply the activation
+    to every row, in place (``P`` as in ``blas_forward``).  A batch-normalized layer
+    (``g0`` >= 0, the offset of its scales) first normalizes each row over the batch, in
+    ``mode``, with the block ``U`` and the running statistics ``stats[s0:]``, and scales
+    it; its bias is then the shift after normalization (see ``batchnorm``)."""
+    if g0 >= 0:
+        for j in range(n_out):
+            normalize_row(Z[j * nb:(j + 1) * nb], params[g0 + j], mode, U, stats, s0, j, n_out,
+                          nb)
     for j in range(n_out):
-        normalize_row(Z[j * nb:(j + 1) * nb], params[g0 + j], mode, U, stats, s0, j, n_out, nb)
+        bias_activation(Z[j * nb:(j + 1) * nb], params[b0 + j], code, P[j * nb:(j + 1) * nb])
 
 
 @njit
@@ -49,15 +56,11 @@ def blas_forward(params, w0, b0, n_in, n_out, A2, Z, nb, code, P, g0, mode, U, s
     """``Z = act(W.T @ A2 + b)`` through BLAS, for any ``(n_in, nb)`` matrix ``A2`` (a block
     of the activation buffer, or consecutive rows of X transposed).  ``P`` (flat
     ``(n_out, nb)``) receives the activation's input when ``keeps_pre(code)``; otherwise
-    pass ``Z``.  ``g0`` >= 0 (the offset of the layer's scales): batch normalization
-    before the activation, in ``mode``, with the block ``U`` and the running statistics
-    ``stats[s0:]``; the bias is then the shift after it (see ``batchnorm``)."""
+    pass ``Z``.  ``g0``, ``mode``, ``U``, ``stats``, ``s0``: batch normalization, see
+    ``finish_rows``."""
     W = params[w0:w0 + n_in * n_out].reshape((n_in, n_out))
     np.dot(W.T, A2, Z[:n_out * nb].reshape((n_out, nb)))
-    if g0 >= 0:
-        normalize_rows(Z, n_out, nb, params, g0, mode, U, stats, s0)
-    for j in range(n_out):
-        bias_activation(Z[j * nb:(j + 1) * nb], params[b0 + j], code, P[j * nb:(j + 1) * nb])
+    finish_rows(Z, n_out, nb, params, b0, code, P, g0, mode, U, stats, s0)
 
 
 @njit
@@ -69,12 +72,10 @@ def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code, P, g0, mode, U, s
                      P, g0, mode, U, stats, s0)
         return
     W = params[w0:w0 + n_in * n_out]
-    if g0 >= 0:
+    if g0 >= 0:  # normalization needs whole rows first
         for j in range(n_out):
             combine_rows(Z[j * nb:(j + 1) * nb], W, j, n_out, n_in, A, nb)
-        normalize_rows(Z, n_out, nb, params, g0, mode, U, stats, s0)
-        for j in range(n_out):
-            bias_activation(Z[j * nb:(j + 1) * nb], params[b0 + j], code, P[j * nb:(j + 1) * nb])
+        finish_rows(Z, n_out, nb, params, b0, code, P, g0, mode, U, stats, s0)
         return
     # Without normalization each row gets its bias and activation while it is in cache.
     for j in range(n_out):
