@@ -376,8 +376,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Parameters are scikit-learn's (see ``sklearn.neural_network.MLPClassifier``), then
     fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual``, ``dropout``,
-    ``batch_norm`` and
-    ``weight_decay`` (for ``solver='adamw'``).  Binary, multiclass and multilabel (indicator matrix) targets.
+    ``batch_norm`` and ``weight_decay`` (for ``solver='adamw'``).  Binary, multiclass and
+    multilabel (indicator matrix) targets.
 
     Attributes
     ----------
@@ -507,8 +507,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters are scikit-learn's (see ``sklearn.neural_network.MLPRegressor``), then
     fastbp's extras ``dtype``, ``n_threads``, ``clip_norm``, ``residual``, ``dropout``,
-    ``batch_norm`` and
-    ``weight_decay`` (for ``solver='adamw'``).  ``loss='poisson'`` uses an exponential output.
+    ``batch_norm`` and ``weight_decay`` (for ``solver='adamw'``).  ``loss='poisson'`` uses an
+    exponential output.
     """
 
     _parameter_constraints: dict = {
