@@ -19,6 +19,7 @@ import zipfile
 import numpy as np
 
 from . import optim
+from ._spec import layer_table
 from ._validation import check_layers
 
 FORMAT = "fastbp.Network"
@@ -145,9 +146,7 @@ def load(path):
         batch_norm = spec.get("batch_norm", False)  # absent from files before batch norm
         if not isinstance(batch_norm, bool):
             raise TypeError(f"batch_norm must be true or false, got {batch_norm!r}")
-        # batch normalization adds a scale per hidden unit
-        n_params = sum((a + 1) * b for a, b in zip(layers[:-1], layers[1:])) + \
-            (sum(layers[1:-1]) if batch_norm else 0)
+        n_params = layer_table(layers, 0, 0, batch_norm=batch_norm)[1]
     except (TypeError, ValueError, KeyError) as exc:
         raise bad(f"its architecture is invalid ({exc})") from None
     if "params" not in data:

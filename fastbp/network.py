@@ -430,17 +430,16 @@ class Network:
                 while done < epochs:
                     k = _epochs_per_call(epochs - done, n_train, params.size) if batched else 1
                     if k > 1:
-                        rng_state, perm = self._rng.get_state(), self._perm.copy()
                         orders, rates = self._plan_epochs(k, train_rows, shuffle, lr0, sched,
                                                           epochs)
                         try:
                             losses = trainer.run(orders, k, rates=rates)
                         except DivergenceError:
-                            # Replay epoch by epoch from the same state, so that the error
-                            # and the restored weights are those of the failing epoch.
+                            # Replay epoch by epoch from the same state (the last commit's,
+                            # generator and visiting order included), so that the error and
+                            # the restored weights are those of the failing epoch.
                             trainer.rollback()
-                            self._rng.set_state(rng_state)
-                            self._perm = perm
+                            self._restore_history(history)
                             batched = False
                             continue
                         self._finish_epochs(losses, n_train, trainer.norms)
@@ -507,9 +506,11 @@ class Network:
                 self._rng.get_state(), None if self._perm is None else self._perm.copy())
 
     def _restore_history(self, h):
+        """Back to the history ``h`` of ``_history`` (which stays usable for another restore)."""
         (self.n_iter_, self.t_, self._epoch, self._lr, self._no_improvement, self.best_loss_,
          self.best_validation_score_, self._dropout_epochs, n_loss, n_norms, n_scores, rng,
-         self._perm) = h
+         perm) = h
+        self._perm = None if perm is None else perm.copy()  # shuffles permute it in place
         del self.loss_curve_[n_loss:], self._gradient_norms[n_norms:]
         del self.validation_scores_[n_scores:]
         self._rng.set_state(rng)
