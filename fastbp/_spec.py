@@ -1,4 +1,6 @@
 """Architecture -> small integer arrays for the kernels, and views into the flat vector."""
+import functools
+
 import numpy as np
 
 from ._kernels.activations import (ELU, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU, SOFTPLUS,
@@ -93,6 +95,12 @@ def scale_views(params, table):
     return [params[g:g + n] for n, g in zip(table[:, N_OUT], table[:, G_OFF]) if g >= 0]
 
 
+def has_shortcuts(widths, residual):
+    """Whether ``layer_table(widths, ..., residual)`` gives any layer a shortcut."""
+    return bool(residual) and any(widths[l] == widths[l + 1] for l in range(len(widths) - 2))
+
+
+@functools.lru_cache(maxsize=256)  # called by every fit and predict with the same few sizes
 def buffer_sizes(widths, batch, activation_code=IDENTITY, residual=False, dropout=False,
                  batch_norm=False):
     """Lengths of the activation buffer and the scratch buffer for batches of ``batch`` rows.

@@ -17,7 +17,7 @@ from . import _config
 from ._kernels.epoch import data_gradient, predict_rows, run_epochs
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
 from ._kernels.shuffle import epoch_orders
-from ._spec import (ACTIVATIONS, FLAGS, G_OFF, N_OUT, OUTPUTS, S_OFF, SHORTCUT, buffer_sizes,
+from ._spec import (ACTIVATIONS, G_OFF, N_OUT, OUTPUTS, S_OFF, buffer_sizes, has_shortcuts,
                     layer_table, n_running_stats, scale_views, weight_views)
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
                           check_layers, check_nonnegative_float, check_optional_positive_float,
@@ -234,7 +234,7 @@ class Network:
     def _buffer_sizes(self, batch):
         """Lengths of the kernels' activation and scratch buffers for ``batch`` rows."""
         return buffer_sizes(self.layers, batch, ACTIVATIONS[self.activation],
-                            bool((self._table[:, FLAGS] & SHORTCUT).any()), self.dropout > 0,
+                            has_shortcuts(self.layers, self.residual), self.dropout > 0,
                             self.batch_norm)
 
     def save(self, path):
@@ -283,7 +283,10 @@ class Network:
         clip_norm, clip_value : float or None, default=None
             Clip each gradient to this global norm, or each of its elements to +-value.
         shuffle : bool, default=True
-            Visit the samples in a new random order every epoch.
+            Visit the samples in a new random order every epoch.  Ignored when one batch
+            holds every training sample: the order would only reorder its sums, so no
+            permutation is drawn (the random state is left as it is) and the batch is
+            gathered once for all the epochs of a kernel call.
         early_stopping : bool, default=False
             Hold out ``validation_fraction`` of the data (or use ``validation_data``), stop
             when its score has not improved by ``tol`` for ``n_iter_no_change`` epochs,
@@ -410,6 +413,8 @@ class Network:
                         early_stopping, n_iter_no_change, tol, callbacks, verbose):
         params = self._params
         n_train = train_rows.shape[0]
+        # One batch of everything: a new order would only permute the terms of its sums.
+        shuffle = shuffle and batch_size < n_train
         if self._perm is None or self._perm.shape[0] != n_train:
             self._perm = np.arange(n_train, dtype=np.int64)
         # The best epoch's weights and running statistics, for early stopping.
@@ -428,6 +433,8 @@ class Network:
         try:
             with trainer, _ctrl_c_after_epoch() as interrupted:
                 while done < epochs:
+                    if done:  # the last commit's (taken here, so a fit's last costs none)
+                        history = self._history()
                     k = _epochs_per_call(epochs - done, n_train, params.size) if batched else 1
                     if k > 1:
                         orders, rates = self._plan_epochs(k, train_rows, shuffle, lr0, sched,
@@ -448,7 +455,6 @@ class Network:
                             self.best_loss_ = best
                         done += k
                         trainer.commit()
-                        history = self._history()
                         if interrupted():
                             raise KeyboardInterrupt
                         continue
@@ -479,7 +485,6 @@ class Network:
                     if any([bool(cb(self.n_iter_, dict(metrics))) for cb in callbacks]):
                         break
                     trainer.commit()
-                    history = self._history()
                     if interrupted():
                         raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -894,7 +899,6 @@ def _threads(n_threads):
         yield
         return
     import numba
-    from threadpoolctl import threadpool_limits
 
     before = numba.get_num_threads()
     numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
@@ -902,7 +906,12 @@ def _threads(n_threads):
     # out puts it back (each restoring its own entry's value would leave n_threads behind).
     with _BLAS_LOCK:
         if _BLAS[0] == 0:
-            _BLAS[1] = threadpool_limits(limits=n_threads)
+            if _BLAS[2] is None:
+                # Finding the loaded libraries reads /proc/self/maps: about 2 ms, more than
+                # a small fit's epoch, so once per process.
+                from threadpoolctl import ThreadpoolController
+                _BLAS[2] = ThreadpoolController()
+            _BLAS[1] = _BLAS[2].limit(limits=n_threads)
         _BLAS[0] += 1
     try:
         yield
@@ -916,7 +925,8 @@ def _threads(n_threads):
 
 
 _BLAS_LOCK = threading.Lock()
-_BLAS = [0, None]  # fits inside _threads now, and the limiter the first of them set
+# fits inside _threads now, the limiter the first of them set, the process's controller
+_BLAS = [0, None, None]
 
 
 @contextlib.contextmanager

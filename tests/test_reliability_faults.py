@@ -787,7 +787,7 @@ def test_two_threads_predicting_from_one_network_agree_with_one_thread():
 
 
 class _ProcessWideLimit:
-    """Stands in for ``threadpoolctl.threadpool_limits``: one process-wide BLAS thread count,
+    """Stands in for a ``threadpoolctl`` limiter: one process-wide BLAS thread count,
     saved on entry and put back on exit, as threadpoolctl does.  (The real count cannot be
     relied on in a test: OpenBLAS ignores a thread's setting once the main thread has set
     one, and a one-core machine starts at 1.)"""
@@ -812,8 +812,14 @@ class _ProcessWideLimit:
 
 def test_overlapping_fits_with_n_threads_restore_the_blas_thread_count(monkeypatch):
     import threadpoolctl
+    from fastbp import network
 
-    monkeypatch.setattr(threadpoolctl, "threadpool_limits", _ProcessWideLimit)
+    class Controller:
+        def limit(self, limits):
+            return _ProcessWideLimit(limits)
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Controller)
+    monkeypatch.setattr(network, "_BLAS", [0, None, None])  # no controller made yet
     _ProcessWideLimit.current = 4
     X, y = make_data(64, 10, 3, "softmax", seed=0)
     a_inside, b_inside, a_done = threading.Event(), threading.Event(), threading.Event()
