@@ -4,14 +4,25 @@ A layer with ``n_in`` inputs and ``n_out`` outputs keeps its weights row-major
 ``(n_in, n_out)`` (scikit-learn's ``coefs_`` layout) at ``params[w0:]`` and its
 bias at ``params[b0:]``.  Activations are flat ``(width, nb)`` blocks.  Small
 layers run as Numba loops along the batch with bias and activation fused; large
-ones call BLAS through ``np.dot(a, b, out)`` and apply the epilogue after.
+ones call BLAS (``blas.matmul``) and apply the epilogue after.  A BLAS layer's input
+block is any row-major matrix inside a flat array: ``A[ia:]``, feature-major
+``(n_in, nb)``, or, with ``a_rows``, sample-major ``(nb, n_in)`` (rows of X, or a
+batch gathered by rows), which BLAS reads transposed.
 """
 import numpy as np
 
 from .._config import BLAS_MIN_WIDTH, BLAS_MIN_WORK, njit
 from .activations import backprop_row, bias_activation
 from .batchnorm import normalize_row
+from .blas import N, T, matmul
 from .dropout import apply_row
+
+
+@njit
+def _runtime():
+    """``((N, T), 0)`` typed as plain integers, not literals: a literal argument makes Numba
+    compile the callee once more for that value (see ``epoch._RUNTIME``)."""
+    return (np.int64(N), np.int64(T)), np.int64(0)
 
 
 @njit
@@ -52,14 +63,15 @@ def finish_rows(Z, n_out, nb, params, b0, code, P, g0, mode, U, stats, s0):
 
 
 @njit
-def blas_forward(params, w0, b0, n_in, n_out, A2, Z, nb, code, P, g0, mode, U, stats, s0):
-    """``Z = act(W.T @ A2 + b)`` through BLAS, for any ``(n_in, nb)`` matrix ``A2`` (a block
-    of the activation buffer, or consecutive rows of X transposed).  ``P`` (flat
-    ``(n_out, nb)``) receives the activation's input when ``keeps_pre(code)``; otherwise
-    pass ``Z``.  ``g0``, ``mode``, ``U``, ``stats``, ``s0``: batch normalization, see
-    ``finish_rows``."""
-    W = params[w0:w0 + n_in * n_out].reshape((n_in, n_out))
-    np.dot(W.T, A2, Z[:n_out * nb].reshape((n_out, nb)))
+def blas_forward(params, w0, b0, n_in, n_out, A, ia, a_rows, Z, nb, code, P, g0, mode, U,
+                 stats, s0):
+    """``Z = act(W.T @ A + b)`` through BLAS for the input block at ``A[ia:]`` (see the
+    module's docstring for ``a_rows``).  ``P`` (flat ``(n_out, nb)``) receives the
+    activation's input when ``keeps_pre(code)``; otherwise pass ``Z``.  ``g0``, ``mode``,
+    ``U``, ``stats``, ``s0``: batch normalization, see ``finish_rows``."""
+    tn, zero = _runtime()
+    matmul(tn[1], tn[1] if a_rows else tn[0], n_out, nb, n_in, 1.0, params, w0, n_out, A, ia,
+           n_in if a_rows else nb, 0.0, Z, zero, nb)
     finish_rows(Z, n_out, nb, params, b0, code, P, g0, mode, U, stats, s0)
 
 
@@ -68,7 +80,7 @@ def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code, P, g0, mode, U, s
     """``Z = act(W.T @ A + b)`` for the flat blocks ``A`` ``(n_in, nb)`` and ``Z`` ``(n_out, nb)``
     (the other arguments as in ``blas_forward``)."""
     if use_blas(n_in, n_out, nb):
-        blas_forward(params, w0, b0, n_in, n_out, A[:n_in * nb].reshape((n_in, nb)), Z, nb, code,
+        blas_forward(params, w0, b0, n_in, n_out, A, np.int64(0), np.bool_(False), Z, nb, code,
                      P, g0, mode, U, stats, s0)
         return
     W = params[w0:w0 + n_in * n_out]
@@ -97,11 +109,12 @@ def bias_gradient(grad, b0, n_out, D, nb):
 
 
 @njit
-def blas_weight_gradient(grad, w0, n_in, n_out, A2, D, nb):
-    """dW = A2 @ D.T through BLAS, for any ``(n_in, nb)`` matrix ``A2`` (a block of the
-    activation buffer, or gathered rows of X transposed)."""
-    D2 = D[:n_out * nb].reshape((n_out, nb))
-    np.dot(A2, D2.T, grad[w0:w0 + n_in * n_out].reshape((n_in, n_out)))
+def blas_weight_gradient(grad, w0, n_in, n_out, A, ia, a_rows, D, nb):
+    """dW = A @ D.T through BLAS, into ``grad[w0:]``, for the input block at ``A[ia:]`` (see
+    the module's docstring for ``a_rows``)."""
+    tn, zero = _runtime()
+    matmul(tn[1] if a_rows else tn[0], tn[1], n_in, n_out, nb, 1.0, A, ia,
+           n_in if a_rows else nb, D, zero, nb, 0.0, grad, w0, n_out)
 
 
 @njit
@@ -128,10 +141,11 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
     if b0 >= 0:
         bias_gradient(grad, b0, n_out, D, nb)
     if use_blas(n_in, n_out, nb):
-        blas_weight_gradient(grad, w0, n_in, n_out, A[:n_in * nb].reshape((n_in, nb)), D, nb)
+        tn, zero = _runtime()
+        blas_weight_gradient(grad, w0, n_in, n_out, A, zero, np.bool_(False), D, nb)
         if propagate:
-            D2 = D[:n_out * nb].reshape((n_out, nb))
-            np.dot(W.reshape((n_in, n_out)), D2, tmp[:n_in * nb].reshape((n_in, nb)))
+            matmul(tn[0], tn[0], n_in, nb, n_out, 1.0, params, w0, n_out, D, zero, nb, 0.0, tmp,
+                   zero, nb)
             for i in range(n_in):
                 _delta_row(A, tmp[i * nb:(i + 1) * nb], P, carry, i, nb, code_in, add_carry,
                            save_carry, drop, seed, l_in)
@@ -147,7 +161,7 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
     if propagate:
         t = tmp[:nb]
         for i in range(n_in):
-            combine_rows(t, W, i * n_out, 1, n_out, D, nb)
+            combine_rows(t, W, i * n_out, np.int64(1), n_out, D, nb)  # (epoch._RUNTIME)
             _delta_row(A, t, P, carry, i, nb, code_in, add_carry, save_carry, drop, seed, l_in)
 
 

@@ -25,6 +25,12 @@ from .losses import loss_and_delta, output_activation
 from .optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, clip, l2_penalty, step
 
 
+#: _RUNTIME: the integers that kernels pass to other kernels are made ``np.int64(...)``,
+#: and no kernel has default arguments, because Numba compiles a callee again for each
+#: literal constant or omitted argument it is called with (``f(x, 0)`` and ``f(x, 1)``
+#: are two compilations): those copies made a first fit compile twice as much.
+
+
 @njit
 def gather(X, order, start, nb, A):
     """Copy rows ``order[start:start+nb]`` of ``X`` into ``A`` as a flat ``(n_features, nb)`` block."""
@@ -42,7 +48,12 @@ def gather_rows(X, order, start, nb, A):
     reads the block transposed)."""
     n_features = X.shape[1]
     for b in range(nb):
-        A[b * n_features:(b + 1) * n_features] = X[order[start + b]]
+        # (an element loop, not a slice assignment: that compiles Numba's formatting of
+        # its shape-mismatch error, a second of a first fit)
+        row = X[order[start + b]]
+        a = A[b * n_features:(b + 1) * n_features]
+        for i in range(n_features):
+            a[i] = row[i]
 
 
 @njit
@@ -111,14 +122,14 @@ def pre_block(layers, abuf, nb, l, out_off):
 
 
 @njit
-def forward_batch(params, layers, abuf, nb, stats, mode, first=0, drop=0.0, seed=0):
+def forward_batch(params, layers, abuf, nb, stats, mode, first, drop, seed):
     """Forward pass over a gathered batch, from layer ``first`` on (the earlier layers'
     outputs already in place); returns the offset of the output logits in ``abuf``.
     ``drop`` > 0: training-mode dropout with the batch's ``seed``.  Batch normalization
     runs in ``mode`` (``batchnorm.EVAL``, ``TRAIN`` or ``TRAIN_UPDATE``) with the running
     statistics ``stats``."""
     n_layers = layers.shape[0]
-    off = 0
+    off = np.int64(0)  # (a literal 0 would be typed, and compiled for, first: _RUNTIME)
     for l in range(first):
         off += layers[l, 0] * nb
     for l in range(first, n_layers):
@@ -130,17 +141,17 @@ def forward_batch(params, layers, abuf, nb, stats, mode, first=0, drop=0.0, seed
                       abuf[off:nxt], abuf[nxt:], nb, code, keep, layers[l, 6], mode,
                       bn_block(layers, abuf, nb, l), stats, layers[l, 7])
         if l < n_layers - 1 and keeps_separately(layers, l):
-            finish_hidden(layers, l, abuf[nxt:], keep, abuf[off:nxt].reshape((n_in, nb)), nb,
-                          drop, seed)
+            finish_hidden(layers, l, abuf[nxt:], keep, abuf, off, np.bool_(False), nb, drop, seed)
         off = nxt
     return off
 
 
 @njit
-def finish_hidden(layers, l, Z, keep, A2, nb, drop, seed):
+def finish_hidden(layers, l, Z, keep, A, ia, a_rows, nb, drop, seed):
     """After hidden layer ``l``'s activation: keep it for the backward pass (unless ``keep``
     holds the pre-activation already), apply dropout (``drop`` > 0, training), then add
-    the shortcut's input ``A2`` (any ``(n, nb)`` matrix)."""
+    the shortcut's input, the layer's input block at ``A[ia:]`` (``a_rows``: sample-major,
+    see ``dense``)."""
     n = layers[l, 1]
     if not keeps_pre(layers[l, 2]):
         for k in range(n * nb):
@@ -151,13 +162,18 @@ def finish_hidden(layers, l, Z, keep, A2, nb, drop, seed):
     if has_shortcut(layers, l):
         for j in range(n):
             z = Z[j * nb:(j + 1) * nb]
-            for b in range(nb):
-                z[b] += A2[j, b]
+            if a_rows:
+                for b in range(nb):
+                    z[b] += A[ia + b * n + j]
+            else:
+                a = A[ia + j * nb:ia + (j + 1) * nb]
+                for b in range(nb):
+                    z[b] += a[b]
 
 
 @njit
 def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, scale, want_loss,
-                   stats, mode, drop=0.0, seed=0, gathered=False):
+                   stats, mode, drop, seed, gathered):
     """Forward and backward over one batch; ``grad`` receives ``scale`` times the gradient of
     the batch's per-sample losses summed with the weights ``SW``.
 
@@ -169,24 +185,26 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
     """
     n_layers = layers.shape[0]
     n_in0 = layers[0, 0]
+    first = np.int64(0)  # (see _RUNTIME)
     by_rows = rows_first(layers, nb)
     if by_rows:
         # Sample-major rows: the copy is contiguous (a transposing gather of a wide
         # input costs as much as a GEMM), and BLAS reads the block as its transpose.
         if not gathered:
             gather_rows(X, order, start, nb, abuf)
-        X0 = abuf[:n_in0 * nb].reshape((nb, n_in0)).T
-        keep0 = pre_block(layers, abuf, nb, 0, n_in0 * nb)
-        blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], X0,
-                     abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY, keep0,
-                     layers[0, 6], mode, bn_block(layers, abuf, nb, 0), stats, layers[0, 7])
-        if n_layers > 1 and keeps_separately(layers, 0):
-            finish_hidden(layers, 0, abuf[n_in0 * nb:], keep0, X0, nb, drop, seed)
-        off = forward_batch(params, layers, abuf, nb, stats, mode, 1, drop, seed)
+        keep0 = pre_block(layers, abuf, nb, first, n_in0 * nb)
+        blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], abuf, first,
+                     by_rows, abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY,
+                     keep0, layers[0, 6], mode, bn_block(layers, abuf, nb, first), stats,
+                     layers[0, 7])
+        if n_layers > 1 and keeps_separately(layers, first):
+            finish_hidden(layers, first, abuf[n_in0 * nb:], keep0, abuf, first, by_rows, nb,
+                          drop, seed)
+        off = forward_batch(params, layers, abuf, nb, stats, mode, first + 1, drop, seed)
     else:
         if not gathered:
             gather(X, order, start, nb, abuf)
-        off = forward_batch(params, layers, abuf, nb, stats, mode, 0, drop, seed)
+        off = forward_batch(params, layers, abuf, nb, stats, mode, first, drop, seed)
     n_out = layers[n_layers - 1, 1]
     loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, SW, order,
                           start, nb, n_out, scale, want_loss, tmp)
@@ -199,8 +217,8 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
         if l == 0 and by_rows:
             if b0 >= 0:
                 bias_gradient(grad, b0, layers[0, 1], abuf[off:], nb)
-            blas_weight_gradient(grad, layers[0, 3], n_in0, layers[0, 1],
-                                 abuf[:n_in0 * nb].reshape((nb, n_in0)).T, abuf[off:], nb)
+            blas_weight_gradient(grad, layers[0, 3], n_in0, layers[0, 1], abuf, first, by_rows,
+                                 abuf[off:], nb)
         else:
             code_in = layers[l - 1, 2] if l > 0 else IDENTITY
             dense_backward(params, grad, layers[l, 3], b0, n_in, layers[l, 1],
@@ -277,8 +295,8 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                 continue
             seed = batch_seed(seeds[e], start) if drop > 0.0 else 0
             loss = batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad,
-                                  1.0 / sw_sum, want_loss, stats, TRAIN_UPDATE, drop, seed,
-                                  same_batch and e > 0)
+                                  1.0 / sw_sum, want_loss, stats, np.int64(TRAIN_UPDATE), drop,
+                                  seed, same_batch and e > 0)
             loss += l2_penalty(params, grad, layers, alpha, sw_sum)
             total += loss * (nb / sw_sum)
             add_weight_gradient_norms(grad, layers, norms[e])
@@ -306,7 +324,8 @@ def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
         total += batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad,
-                                1.0 / sw_sum, True, stats, TRAIN, 0.0, 0)
+                                1.0 / sw_sum, True, stats, np.int64(TRAIN), 0.0, np.int64(0),
+                                nb < 0)
         for k in range(grad.shape[0]):
             total_grad[k] += grad[k]
     total += l2_penalty(params, total_grad, layers, alpha, sw_sum)
@@ -322,23 +341,26 @@ def predict_rows(params, X, order, layers, chunk, abuf, tmp, out, stats):
     n_layers = layers.shape[0]
     n_out = layers[n_layers - 1, 1]
     n_in0, n_out0 = layers[0, 0], layers[0, 1]
+    mode, first, seed = np.int64(EVAL), np.int64(0), np.int64(0)  # (see _RUNTIME)
+    rows = np.bool_(True)
+    X1 = X.reshape(-1)
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
         if use_blas(n_in0, n_out0, nb):
             # The rows are consecutive: BLAS reads them in place, as the transposed
             # (n_features, nb) matrix the feature-major layout wants, without a gather.
-            keep0 = pre_block(layers, abuf, nb, 0, n_in0 * nb)
-            blas_forward(params, layers[0, 3], layers[0, 4], n_in0, n_out0,
-                         X[start:start + nb].T, abuf[n_in0 * nb:], nb,
-                         layers[0, 2] if n_layers > 1 else IDENTITY, keep0, layers[0, 6], EVAL,
-                         bn_block(layers, abuf, nb, 0), stats, layers[0, 7])
-            if n_layers > 1 and keeps_separately(layers, 0):
-                finish_hidden(layers, 0, abuf[n_in0 * nb:], keep0, X[start:start + nb].T, nb,
-                              0.0, 0)
-            off = forward_batch(params, layers, abuf, nb, stats, EVAL, 1)
+            keep0 = pre_block(layers, abuf, nb, first, n_in0 * nb)
+            blas_forward(params, layers[0, 3], layers[0, 4], n_in0, n_out0, X1, start * n_in0,
+                         rows, abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY,
+                         keep0, layers[0, 6], mode, bn_block(layers, abuf, nb, first), stats,
+                         layers[0, 7])
+            if n_layers > 1 and keeps_separately(layers, first):
+                finish_hidden(layers, first, abuf[n_in0 * nb:], keep0, X1, start * n_in0, rows,
+                              nb, 0.0, seed)
+            off = forward_batch(params, layers, abuf, nb, stats, mode, first + 1, 0.0, seed)
         else:
             gather(X, order, start, nb, abuf)
-            off = forward_batch(params, layers, abuf, nb, stats, EVAL)
+            off = forward_batch(params, layers, abuf, nb, stats, mode, first, 0.0, seed)
         Z = abuf[off:off + n_out * nb]
         output_activation(layers[n_layers - 1, 2], Z, nb, n_out, tmp)
         for b in range(nb):
