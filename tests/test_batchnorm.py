@@ -42,7 +42,8 @@ def reference_bn_sgd(net, X, Y, batch, epochs, lr, activation, residual=False):
 
 PATHS = {
     "loops": ([6, 7, 7, 3], 16),
-    "blas": ([24, 32, 32, 4], 64),  # every layer through BLAS, the first reading whole rows
+    "tiles": ([24, 32, 32, 4], 64),
+    "blas": ([24, 32, 32, 4], 72),  # every layer through BLAS, the first reading whole rows
 }
 
 

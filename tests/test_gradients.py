@@ -149,10 +149,11 @@ def flat_bn(net, coef_grads, intercept_grads, scale_grads):
 
 
 BN_CASES = {
-    # widths, samples: the loops (narrow layers), then BLAS for every layer, the first
-    # one reading whole gathered rows
+    # widths, samples: the loops (narrow layers), then tiles, then BLAS for every layer
+    # but the last, the first one reading whole gathered rows
     "loops": ([4, 6, 6, 3], 9),
-    "blas": ([12, 16, 16, 3], 64),
+    "tiles": ([12, 16, 16, 3], 64),
+    "blas": ([12, 16, 16, 3], 70),
 }
 
 

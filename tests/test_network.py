@@ -1,12 +1,13 @@
 """Network's training against the NumPy reference, on each kernel path and dtype."""
 import pickle
 
+import numba
 import numpy as np
 import pytest
 
 import fastbp
 from fastbp import _config, reference
-from fastbp._kernels.dense import use_blas
+from fastbp._kernels.dense import use_blas, use_tiles
 
 from conftest import ACTIVATIONS, OUTPUTS, make_data, targets_2d
 
@@ -47,21 +48,29 @@ def test_sgd_matches_reference_float64(activation, output):
     np.testing.assert_allclose(net.loss_curve_, losses, rtol=1e-10)
 
 
-# Shapes on each side of the BLAS threshold: loop kernels only, BLAS only, and a mix.
+def _path(a, b, batch):
+    return "blas" if use_blas(a, b, batch) else "tiles" if use_tiles(a, b, batch) else "loops"
+
+
+# Shapes on each side of the thresholds: each layer's path for the full batches.  The
+# tiles' shape leaves edges (widths not multiples of 4, batches not of 16) to BLAS, and
+# the last batch (5 samples) is narrower than one tile.
 PATHS = {
-    "loops": ([5, 12, 8, 3], 16, lambda n_blas, n_layers: n_blas == 0),
-    "blas": ([64, 48, 40, 32], 64, lambda n_blas, n_layers: n_blas == n_layers),
-    "mixed": ([80, 60, 4, 2], 32, lambda n_blas, n_layers: 0 < n_blas < n_layers),
+    "loops": ([5, 12, 8, 3], 16, ["loops"] * 3),
+    "tiles": ([64, 50, 42, 30], 61, ["tiles"] * 3),
+    "blas": ([64, 48, 40, 32], 72, ["blas"] * 3),
+    "mixed": ([160, 128, 40, 4], 32, ["blas", "tiles", "loops"]),
 }
 
 
 @pytest.mark.parametrize("path", PATHS.values(), ids=PATHS.keys())
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])  # gelu keeps its pre-activations
-def test_kernel_paths_match_reference(path, dtype, activation):
-    shape, batch, covers = path
-    n_blas = sum(use_blas(a, b, batch) for a, b in zip(shape[:-1], shape[1:]))
-    assert covers(n_blas, len(shape) - 1), "the shape no longer exercises the intended path"
+@pytest.mark.parametrize("threads", [1, 2])  # BLAS's and Numba's
+def test_kernel_paths_match_reference(path, dtype, activation, threads):
+    shape, batch, kinds = path
+    assert [_path(a, b, batch) for a, b in zip(shape[:-1], shape[1:])] == kinds, \
+        "the shape no longer exercises the intended paths"
     X, y = make_data(3 * batch + 5, shape[0], shape[-1], "softmax", seed=1)
     net = fastbp.Network(shape, activation=activation, output="softmax", dtype=dtype,
                          random_state=2)
@@ -69,7 +78,8 @@ def test_kernel_paths_match_reference(path, dtype, activation):
     orders = [np.arange(len(X))] * 2
     coefs, intercepts, losses = reference_fit(net, Xr, targets_2d(y, shape[-1], "softmax"), 2,
                                               batch, 0.1, orders)
-    net.fit(X, y, epochs=2, batch_size=batch, learning_rate=0.1, shuffle=False)
+    net.fit(X, y, epochs=2, batch_size=batch, learning_rate=0.1, shuffle=False,
+            n_threads=min(threads, numba.config.NUMBA_NUM_THREADS))
     tol = 1e-10 if dtype == np.float64 else 2e-4
     for W, W_ref in zip(net.coefs_ + net.intercepts_, coefs + intercepts):
         assert W.dtype == dtype
@@ -203,7 +213,8 @@ def test_training_reduces_loss():
 
 RESIDUAL_PATHS = {
     "loops": ([6, 6, 6, 2], 16),
-    "blas": ([32, 32, 32, 4], 64),       # the first layer reads gathered rows and adds them
+    "tiles": ([32, 32, 32, 4], 64),
+    "blas": ([32, 32, 32, 4], 72),       # the first layer reads gathered rows and adds them
 }
 
 

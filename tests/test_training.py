@@ -620,16 +620,17 @@ def _fastbp_masks(net, n, epoch=0, start=0):
 
 
 @pytest.mark.parametrize("residual", [False, True])
-@pytest.mark.parametrize("shape", [[4, 6, 6, 3], [24, 24, 16, 3]])  # loop and BLAS paths
-def test_dropout_step_equals_the_reference_with_the_same_masks(shape, residual):
-    X, y = make_data(40, shape[0], 3, "softmax", seed=3)
+@pytest.mark.parametrize("shape, n", [([4, 6, 6, 3], 40), ([24, 24, 16, 3], 40),
+                                      ([24, 24, 16, 3], 80)], ids=["loops", "tiles", "blas"])
+def test_dropout_step_equals_the_reference_with_the_same_masks(shape, n, residual):
+    X, y = make_data(n, shape[0], 3, "softmax", seed=3)
     net = fastbp.Network(shape, activation="tanh", output="softmax", dtype=np.float64,
                          random_state=0, dropout=0.4, residual=residual)
     coefs = [W.copy() for W in net.coefs_]
     intercepts = [b.copy() for b in net.intercepts_]
-    masks = _fastbp_masks(net, 40)
+    masks = _fastbp_masks(net, n)
     assert all(set(np.unique(m)) <= {0.0, 1 / 0.6} for m in masks)
-    net.fit(X, y, epochs=1, batch_size=40, learning_rate=0.5, shuffle=False)
+    net.fit(X, y, epochs=1, batch_size=n, learning_rate=0.5, shuffle=False)
     Y = targets_2d(y, 3, "softmax")
     loss, gW, gb = reference.loss_and_gradients(coefs, intercepts, X, Y, "tanh", "softmax",
                                                 residual=residual, masks=masks)

@@ -11,11 +11,12 @@ batch gathered by rows), which BLAS reads transposed.
 """
 import numpy as np
 
-from .._config import BLAS_MIN_WIDTH, BLAS_MIN_WORK, njit
+from .._config import BLAS_MIN_WIDTH, BLAS_MIN_WORK, TILE_MAX_BATCH, TILE_MAX_WEIGHTS, njit
 from .activations import backprop_row, bias_activation
 from .batchnorm import normalize_row
 from .blas import N, T, matmul
 from .dropout import apply_row
+from .tiles import product
 
 
 @njit
@@ -27,8 +28,21 @@ def _runtime():
 
 @njit
 def use_blas(n_in, n_out, nb):
-    """Whether a layer of this shape goes through BLAS (threshold measured, see _config)."""
+    """Whether a layer of this shape goes through BLAS (thresholds measured, see _config)."""
+    return past_loops(n_in, n_out, nb) and not use_tiles(n_in, n_out, nb)
+
+
+@njit
+def past_loops(n_in, n_out, nb):
+    """Whether a layer is too large for the fused loops (BLAS or tiles then)."""
     return min(n_in, n_out) >= BLAS_MIN_WIDTH and n_in * n_out * nb >= BLAS_MIN_WORK
+
+
+@njit
+def use_tiles(n_in, n_out, nb):
+    """Whether a layer past the loops' line is small enough for ``tiles`` to beat BLAS."""
+    return (past_loops(n_in, n_out, nb) and n_in * n_out <= TILE_MAX_WEIGHTS
+            and nb <= TILE_MAX_BATCH)
 
 
 @njit
@@ -82,6 +96,12 @@ def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code, P, g0, mode, U, s
     if use_blas(n_in, n_out, nb):
         blas_forward(params, w0, b0, n_in, n_out, A, np.int64(0), np.bool_(False), Z, nb, code,
                      P, g0, mode, U, stats, s0)
+        return
+    if use_tiles(n_in, n_out, nb):
+        # Z = W.T @ A: P is W (n_in x n_out) read transposed.
+        product(n_out, nb, n_in, params, w0, n_out, np.int64(1), A, np.int64(0), nb, Z,
+                np.int64(0), nb)
+        finish_rows(Z, n_out, nb, params, b0, code, P, g0, mode, U, stats, s0)
         return
     W = params[w0:w0 + n_in * n_out]
     if g0 >= 0:  # normalization needs whole rows first
@@ -140,12 +160,27 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
     gW = grad[w0:w0 + n_in * n_out]
     if b0 >= 0:
         bias_gradient(grad, b0, n_out, D, nb)
-    if use_blas(n_in, n_out, nb):
+    tiles = use_tiles(n_in, n_out, nb)
+    if tiles or use_blas(n_in, n_out, nb):
         tn, zero = _runtime()
-        blas_weight_gradient(grad, w0, n_in, n_out, A, zero, np.bool_(False), D, nb)
+        if tiles:
+            # dW = A @ D.T, with D transposed first (into tmp, free until the delta) so
+            # that the tiles read it along dW's rows.
+            for j in range(n_out):
+                d = D[j * nb:(j + 1) * nb]
+                for b in range(nb):
+                    tmp[b * n_out + j] = d[b]
+            product(n_in, n_out, nb, A, zero, np.int64(1), nb, tmp, zero, n_out, grad, w0,
+                    n_out)
+        else:
+            blas_weight_gradient(grad, w0, n_in, n_out, A, zero, np.bool_(False), D, nb)
         if propagate:
-            matmul(tn[0], tn[0], n_in, nb, n_out, 1.0, params, w0, n_out, D, zero, nb, 0.0, tmp,
-                   zero, nb)
+            if tiles:  # tmp = W @ D: P is W (n_in x n_out) as it is stored
+                product(n_in, nb, n_out, params, w0, np.int64(1), n_out, D, zero, nb, tmp, zero,
+                        nb)
+            else:
+                matmul(tn[0], tn[0], n_in, nb, n_out, 1.0, params, w0, n_out, D, zero, nb, 0.0,
+                       tmp, zero, nb)
             for i in range(n_in):
                 _delta_row(A, tmp[i * nb:(i + 1) * nb], P, carry, i, nb, code_in, add_carry,
                            save_carry, drop, seed, l_in)

@@ -1,0 +1,28 @@
+"""``fastbp._kernels.tiles.product``: the register-blocked product against NumPy, edges included."""
+import numpy as np
+import pytest
+
+from fastbp._kernels.tiles import product
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p_transposed", [False, True], ids=["P", "P.T"])
+@pytest.mark.parametrize("m, n, K", [(4, 16, 1), (8, 32, 64), (10, 29, 64), (3, 7, 5),
+                                     (128, 33, 17), (1, 1, 1)])
+def test_product_equals_numpy(dtype, p_transposed, m, n, K):
+    rng = np.random.default_rng(m * 1000 + n * 10 + K)
+    Pm = rng.standard_normal((m, K))
+    Q = rng.standard_normal((K, n))
+    expected = Pm @ Q
+    # P stored after 3 unrelated values, either as (m, K) or as its transpose (K, m)
+    stored = Pm.T if p_transposed else Pm
+    P = np.concatenate([np.full(3, 7.0), stored.ravel()]).astype(dtype)
+    sk, si = (m, 1) if p_transposed else (1, K)
+    Qf = np.concatenate([np.full(5, 7.0), Q.ravel()]).astype(dtype)
+    ldz = n + 2  # rows of Z with a gap that must stay untouched
+    Z = np.full(4 + m * ldz, np.nan, dtype)
+    product(m, n, K, P, 3, sk, si, Qf, 5, n, Z, 4, ldz)
+    got = Z[4:].reshape(m, ldz)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got[:, :n], expected, rtol=tol, atol=tol * max(1, K) ** 0.5)
+    assert np.isnan(got[:, n:]).all() and np.isnan(Z[:4]).all()
