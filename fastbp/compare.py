@@ -21,8 +21,9 @@ same plain SGD, it prints:
 
 Every peer is warmed up first (Numba's and XLA's compilation, first-call allocations),
 and the repeats are interleaved (repeat r runs every peer once, then repeat r + 1), so
-that a noisy neighbour on a shared machine slows all of them alike.  Quote the ratios
-of one run.
+that a noisy neighbour on a shared machine slows all of them alike; each timed call
+starts after ``SETTLE_SECONDS`` of quiet, so that the threads the previous peer's
+runtime leaves spinning do not take a core from it.  Quote the ratios of one run.
 """
 import argparse
 import contextlib
@@ -178,6 +179,18 @@ def _seconds(fn):
     return time.perf_counter() - t0
 
 
+#: Pause before each timed peer call: BLAS and threading runtimes keep their idle threads
+#: spinning for a while after a call (OpenBLAS about 0.1 s), which took a core from the
+#: next peer measured, whichever it was (a fit on another OpenBLAS ran 2x slower).
+SETTLE_SECONDS = 0.15
+
+
+def _settled_seconds(fn):
+    """``_seconds(fn)`` after ``SETTLE_SECONDS`` of quiet."""
+    time.sleep(SETTLE_SECONDS)
+    return _seconds(fn)
+
+
 def gemm_peak(dtype, n=GEMM_SIZE, repeats=5):
     """GFLOP/s of NumPy's ``np.dot`` of two ``n x n`` matrices of ``dtype`` into a
     preallocated result: ``2 n**3`` over the median of ``repeats`` calls after one."""
@@ -210,11 +223,11 @@ def measure_workload(w, libraries, repeats):
     fit = {library: [] for library in made}
     for _ in range(repeats):
         for library, peer in made.items():
-            fit[library].append(_seconds(lambda: peer.fit_epochs(X, y, w.epochs)))
+            fit[library].append(_settled_seconds(lambda: peer.fit_epochs(X, y, w.epochs)))
     predict = {library: [] for library in made}
     for _ in range(repeats):
         for library, peer in made.items():
-            predict[library].append(_seconds(lambda: peer.predict(X)))
+            predict[library].append(_settled_seconds(lambda: peer.predict(X)))
     del made
     gc.collect()
 
