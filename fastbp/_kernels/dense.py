@@ -2,9 +2,10 @@
 
 A layer with ``n_in`` inputs and ``n_out`` outputs keeps its weights row-major
 ``(n_in, n_out)`` (scikit-learn's ``coefs_`` layout) at ``params[w0:]`` and its
-bias at ``params[b0:]``.  Activations are flat ``(width, nb)`` blocks.  Small
-layers run as Numba loops along the batch with bias and activation fused; large
-ones call BLAS (``blas.matmul``) and apply the epilogue after.  A BLAS layer's input
+bias at ``params[b0:]``.  Activations are flat ``(width, nb)`` blocks.  Narrow
+layers run as Numba loops along the batch with bias and activation fused; small ones
+go through register-blocked tiles (``tiles.product``) and large ones through BLAS
+(``blas.matmul``), with the epilogue after (``use_tiles``, ``use_blas``).  A BLAS layer's input
 block is any row-major matrix inside a flat array: ``A[ia:]``, feature-major
 ``(n_in, nb)``, or, with ``a_rows``, sample-major ``(nb, n_in)`` (rows of X, or a
 batch gathered by rows), which BLAS reads transposed.
