@@ -38,7 +38,7 @@ BLAS_MIN_WORK = 8192
 
 #: Of the layers past that line, those with at most ``TILE_MAX_WEIGHTS`` weights on
 #: batches of at most ``TILE_MAX_BATCH`` go through ``_kernels.tiles`` rather than BLAS
-#: (forward and the delta passed down; the weight gradient stays with BLAS).  Measured
+#: (the forward product, the delta passed down and the weight gradient).  Measured
 #: with ``benchmarks/scripts/bench_gemm.py`` (one core, AVX2, float32): batch 32, 64 -> 128
 #: and 128 -> 64, the tiles 1.7-1.9x faster than OpenBLAS; batch 200, 64 -> 100 (float64),
 #: even; batch 128, 784 -> 256, OpenBLAS 2x faster (its cache blocking wins).  Whole
@@ -46,6 +46,7 @@ BLAS_MIN_WORK = 8192
 #: network on batches of 200 1.3x slower (so the batch limit stays at 64).
 TILE_MAX_WEIGHTS = 16384
 TILE_MAX_BATCH = 64
+
 
 def njit(func):
     """Compile ``func`` with fastbp's options."""

@@ -43,6 +43,12 @@ DROPOUT = 2
 BATCHNORM = 4
 
 
+def _has_shortcut(widths, l, residual):
+    """Whether dense layer ``l`` adds its input to its output: a hidden layer, with
+    ``residual``, whose input and output widths match."""
+    return bool(residual) and l < len(widths) - 2 and widths[l] == widths[l + 1]
+
+
 def layer_table(widths, activation_code, output_code, residual=False, dropout=False,
                 batch_norm=False):
     """The ``(L, 8)`` int64 table the kernels read, and the length of the flat vector.
@@ -63,7 +69,7 @@ def layer_table(widths, activation_code, output_code, residual=False, dropout=Fa
         n_in, n_out = widths[l], widths[l + 1]
         hidden = l < n_layers - 1
         code = activation_code if hidden else output_code
-        flags = SHORTCUT if residual and hidden and n_in == n_out else 0
+        flags = SHORTCUT if _has_shortcut(widths, l, residual) else 0
         if dropout and hidden:
             flags |= DROPOUT
         g_off = s_off = -1
@@ -97,7 +103,7 @@ def scale_views(params, table):
 
 def has_shortcuts(widths, residual):
     """Whether ``layer_table(widths, ..., residual)`` gives any layer a shortcut."""
-    return bool(residual) and any(widths[l] == widths[l + 1] for l in range(len(widths) - 2))
+    return any(_has_shortcut(widths, l, residual) for l in range(len(widths) - 1))
 
 
 @functools.lru_cache(maxsize=256)  # called by every fit and predict with the same few sizes

@@ -161,8 +161,8 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
     gW = grad[w0:w0 + n_in * n_out]
     if b0 >= 0:
         bias_gradient(grad, b0, n_out, D, nb)
-    tiles = use_tiles(n_in, n_out, nb)
-    if tiles or use_blas(n_in, n_out, nb):
+    if past_loops(n_in, n_out, nb):  # tiles or BLAS
+        tiles = use_tiles(n_in, n_out, nb)
         tn, zero = _runtime()
         if tiles:
             # dW = A @ D.T, with D transposed first (into tmp, free until the delta) so
