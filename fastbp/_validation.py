@@ -131,8 +131,9 @@ def _check_finite(name, arr, source=None):
     reported as such, not as NaN or infinity in the input.
     """
     # The sum is finite exactly when every element is, unless it overflows: only then look
-    # closer.  (Not a BLAS dot, faster here: it leaves NumPy's OpenBLAS threads spinning
-    # for a tenth of a second, and the kernels that follow, on SciPy's, ran 2x slower.)
+    # closer.  (Not a BLAS dot, faster here: it left NumPy's OpenBLAS threads spinning for
+    # a tenth of a second, and the kernels that followed, then on SciPy's OpenBLAS, ran 2x
+    # slower.  The kernels now share NumPy's pool (see _kernels.blas); the sum stays.)
     if arr.dtype.kind != "f":
         return
     with np.errstate(over="ignore", invalid="ignore"):

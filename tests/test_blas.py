@@ -1,4 +1,8 @@
 """``fastbp._kernels.blas.matmul``: row-major products inside flat arrays, every transpose."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -25,3 +29,34 @@ def test_matmul_equals_numpy_for_every_transpose_offset_and_scaling(dtype, ta, t
     # alpha scales the product, beta = 1 accumulates onto C
     matmul(ta, tb, m, n, k, -0.5, flat_a, 3, A.shape[1], flat_b, 2, B.shape[1], 1.0, C, 4, n)
     np.testing.assert_allclose(C[4:4 + m * n].reshape(m, n), 0.5 * expected, rtol=tol, atol=tol)
+
+
+def test_numpy_blas_is_used_where_numpy_has_one():
+    from fastbp._kernels import blas
+
+    # NumPy's wheels ship OpenBLAS with 64-bit integers; other builds fall back to SciPy's.
+    assert blas.BACKEND == ("numpy" if blas._numpy_gemm() is not None else "scipy")
+
+
+SCIPY_BLAS = """
+import numpy as np
+from fastbp._kernels import blas
+assert blas.BACKEND == "scipy", blas.BACKEND
+rng = np.random.default_rng(0)
+for dtype in (np.float32, np.float64):
+    A = rng.standard_normal((6, 4)).astype(dtype)
+    B = rng.standard_normal((5, 4)).astype(dtype)
+    C = np.full(30, np.nan, dtype)
+    blas.matmul(blas.N, blas.T, 6, 5, 4, 2.0, A.ravel(), 0, 4, B.ravel(), 0, 4, 0.0, C, 0, 5)
+    np.testing.assert_allclose(C.reshape(6, 5), 2 * A.astype(float) @ B.T, rtol=1e-5)
+print("ok")
+"""
+
+
+def test_scipy_blas_fallback_computes_the_same_products():
+    # FASTBP_BLAS=scipy binds the kernels' symbols to the adapter over SciPy's BLAS (what
+    # happens when NumPy has no 64-bit-integer BLAS); the cached kernels stay valid.
+    env = dict(os.environ, FASTBP_BLAS="scipy")
+    done = subprocess.run([sys.executable, "-c", SCIPY_BLAS], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

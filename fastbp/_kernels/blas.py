@@ -4,32 +4,56 @@
 from the layouts of its arrays: every mix of C- and F-ordered views makes Numba compile
 the calling kernel again, and ``np.dot`` cannot accumulate (``beta``) nor scale
 (``alpha``).  ``matmul`` takes flat arrays, offsets, row strides and transpose flags
-as values, so one compiled kernel serves every layout; it calls the same BLAS as
-``np.dot`` does in a kernel (SciPy's, through Numba's ``numba_xxgemm`` wrapper, a
-symbol Numba registers itself, so kernels that use it stay cacheable).
+as values, so one compiled kernel serves every layout.
+
+Which BLAS: NumPy's own.  Compiled kernels call two external symbols,
+``fastbp_dgemm64`` and ``fastbp_sgemm64``, with the ABI of BLAS's Fortran ``?gemm``
+with 64-bit integers; this module binds them at import (``_bind``), before any kernel is
+compiled or loaded from the cache, so cached kernels stay valid whatever they are bound
+to.  With NumPy's wheels they are the ``scipy_?gemm_64_`` of the OpenBLAS that NumPy
+itself links: one thread pool for fastbp's products and NumPy's.  Numba's ``np.dot``
+calls SciPy's OpenBLAS instead, a second pool: measured here (2 cores), a kernel
+following a NumPy product ran 2x slower while NumPy's threads still spun, and SciPy's
+older OpenBLAS ran a 200 x 100 x 100 float64 product slower on two threads than on one
+(25 against 31 GFLOP/s; NumPy's: 45-55).  Where NumPy has no such symbols (another BLAS),
+the symbols are bound to an adapter that calls SciPy's BLAS through Numba's
+``numba_xxgemm``, as ``np.dot`` does in a kernel.  ``FASTBP_BLAS=scipy`` in the
+environment forces the adapter.
 """
-from llvmlite import ir
-from numba import types
+import ctypes
+import os
+
+from llvmlite import binding, ir
+from numba import cfunc, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np import linalg
 
 from .._config import njit
 
-linalg.ensure_blas()
-
 #: Transpose flags of ``matmul``: the operand as it is stored, or transposed.
 N = ord("n")
 T = ord("t")
 
+#: The external symbols kernels call, by dtype letter.
+SYMBOLS = {"d": "fastbp_dgemm64", "s": "fastbp_sgemm64"}
+
 _CHAR = ir.IntType(8)
 _VOID_P = _CHAR.as_pointer()
+_I64 = ir.IntType(64)
+
+
+def _gemm_type(dtype):
+    """LLVM type of Fortran ``?gemm`` with 64-bit integers, every argument by address."""
+    f = dtype.as_pointer()
+    i = _I64.as_pointer()
+    return ir.FunctionType(ir.VoidType(), [_VOID_P, _VOID_P, i, i, i, f, f, i, f, i, f, f, i])
 
 
 @intrinsic
-def _xgemm(typingctx, ta, tb, m, n, k, alpha, a, ia, lda, b, ib, ldb, beta, c, ic, ldc):
+def _gemm64(typingctx, ta, tb, m, n, k, alpha, a, ia, lda, b, ib, ldb, beta, c, ic, ldc):
     """Column-major ``c[ic:] = alpha * op(a[ia:]) @ op(b[ib:]) + beta * c[ic:]`` (BLAS
-    ``?gemm``) on 1-D arrays of one float dtype; integer arguments as BLAS takes them."""
+    ``?gemm``) on 1-D arrays of one float dtype, through ``SYMBOLS``."""
     arrays = (a, b, c)
     if not all(isinstance(x, types.Array) and x.ndim == 1 for x in arrays):
         return None
@@ -39,36 +63,26 @@ def _xgemm(typingctx, ta, tb, m, n, k, alpha, a, ia, lda, b, ib, ldb, beta, c, i
     sig = types.void(ta, tb, m, n, k, alpha, a, ia, lda, b, ib, ldb, beta, c, ic, ldc)
 
     def codegen(context, builder, sig, args):
-        (ta_v, tb_v, m_v, n_v, k_v, alpha_v, a_v, ia_v, lda_v, b_v, ib_v, ldb_v, beta_v, c_v,
-         ic_v, ldc_v) = args
-        intp = context.get_value_type(types.intp)
-
-        def integer(value, ty):
-            return context.cast(builder, value, ty, types.intp)
-
-        def pointer(value, ty, offset, offset_ty):
-            data = context.make_array(ty)(context, builder, value).data
-            return builder.bitcast(builder.gep(data, [integer(offset, offset_ty)]), _VOID_P)
-
-        def scalar(value, ty):
-            return builder.bitcast(
-                cgutils.alloca_once_value(builder, context.cast(builder, value, ty, dtype)),
-                _VOID_P)
-
-        fnty = ir.FunctionType(ir.IntType(32), [_CHAR, _CHAR, _CHAR, intp, intp, intp,
-                                                _VOID_P, _VOID_P, intp, _VOID_P, intp,
-                                                _VOID_P, _VOID_P, intp])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        kind = ir.Constant(_CHAR, ord("s" if dtype == types.float32 else "d"))
         st = sig.args
-        res = builder.call(fn, (
-            kind, builder.trunc(integer(ta_v, st[0]), _CHAR),
-            builder.trunc(integer(tb_v, st[1]), _CHAR),
-            integer(m_v, st[2]), integer(n_v, st[3]), integer(k_v, st[4]),
-            scalar(alpha_v, st[5]), pointer(a_v, st[6], ia_v, st[7]), integer(lda_v, st[8]),
-            pointer(b_v, st[9], ib_v, st[10]), integer(ldb_v, st[11]), scalar(beta_v, st[12]),
-            pointer(c_v, st[13], ic_v, st[14]), integer(ldc_v, st[15])))
-        linalg.check_blas_return(context, builder, res)
+        llty = context.get_value_type(dtype)
+
+        def slot(i, ty):  # an argument in a stack slot of the type BLAS reads
+            return cgutils.alloca_once_value(builder, context.cast(builder, args[i], st[i], ty))
+
+        def char(i):
+            return builder.bitcast(slot(i, types.int8), _VOID_P)
+
+        def data(i):  # address of element args[i + 1] of array args[i]
+            base = context.make_array(st[i])(context, builder, args[i]).data
+            offset = context.cast(builder, args[i + 1], st[i + 1], types.intp)
+            return builder.bitcast(builder.gep(base, [offset]), llty.as_pointer())
+
+        name = SYMBOLS["s" if dtype == types.float32 else "d"]
+        fn = cgutils.get_or_insert_function(builder.module, _gemm_type(llty), name)
+        i64 = types.int64
+        builder.call(fn, (char(0), char(1), slot(2, i64), slot(3, i64), slot(4, i64),
+                          slot(5, dtype), data(6), slot(8, i64), data(9), slot(11, i64),
+                          slot(12, dtype), data(13), slot(15, i64)))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -84,4 +98,86 @@ def matmul(ta, tb, m, n, k, alpha, A, ia, lda, B, ib, ldb, beta, C, ic, ldc):
     ``C.T = op(B).T @ op(A).T``: BLAS gets the operands swapped.  ``beta`` = 0 overwrites
     ``C`` (its old values are not read, NaN included).  Every size must be at least 1.
     """
-    _xgemm(tb, ta, n, m, k, alpha, B, ib, ldb, A, ia, lda, beta, C, ic, ldc)
+    _gemm64(tb, ta, n, m, k, alpha, B, ib, ldb, A, ia, lda, beta, C, ic, ldc)
+
+
+# -- binding the symbols -----------------------------------------------------------------------
+
+def _numpy_gemm():
+    """Addresses ``{"d": ..., "s": ...}`` of the 64-bit-integer ``?gemm`` of the BLAS that
+    NumPy links, or None.  (``dlsym`` on NumPy's extension module searches the libraries
+    it depends on, so the file name of the BLAS library is not needed.)"""
+    try:
+        from numpy._core import _multiarray_umath
+    except ImportError:  # NumPy 1.x
+        from numpy.core import _multiarray_umath
+    try:
+        lib = ctypes.CDLL(_multiarray_umath.__file__)
+    except OSError:
+        return None
+    for prefix in ("scipy_", ""):  # NumPy 2's wheels, then NumPy 1.2x's openblas64_
+        try:
+            found = {x: getattr(lib, f"{prefix}{x}gemm_64_") for x in SYMBOLS}
+        except AttributeError:
+            continue
+        return {x: ctypes.cast(f, ctypes.c_void_p).value for x, f in found.items()}
+    return None
+
+
+@intrinsic
+def _xxgemm(typingctx, kind, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Numba's ``numba_xxgemm`` (SciPy's BLAS) on raw pointers: the adapter's body."""
+    sig = types.void(kind, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, sig, args):
+        st = sig.args
+        intp = context.get_value_type(types.intp)
+
+        def integer(i):
+            return context.cast(builder, args[i], st[i], types.intp)
+
+        def char(i):
+            return builder.trunc(integer(i), _CHAR)
+
+        fnty = ir.FunctionType(ir.IntType(32), [_CHAR, _CHAR, _CHAR, intp, intp, intp,
+                                                _VOID_P, _VOID_P, intp, _VOID_P, intp,
+                                                _VOID_P, _VOID_P, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        res = builder.call(fn, [char(0), char(1), char(2), integer(3), integer(4), integer(5)]
+                           + [builder.bitcast(args[i], _VOID_P) if i not in (8, 10, 13)
+                              else integer(i) for i in range(6, 14)])
+        linalg.check_blas_return(context, builder, res)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _adapter(letter):
+    """A C function with the ABI of ``SYMBOLS[letter]`` that calls SciPy's BLAS."""
+    linalg.ensure_blas()
+    f = types.CPointer(types.float32 if letter == "s" else types.float64)
+    i = types.CPointer(types.int64)
+    c = types.CPointer(types.uint8)
+    kind = ord(letter)
+
+    def gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c_, ldc):
+        _xxgemm(kind, ta[0], tb[0], m[0], n[0], k[0], alpha, a, lda[0], b, ldb[0], beta, c_,
+                ldc[0])
+
+    return cfunc(types.void(c, c, i, i, i, f, f, i, f, i, f, f, i), cache=True)(gemm)
+
+
+def _bind():
+    """Bind ``SYMBOLS`` for this process; returns which BLAS: ``"numpy"`` or ``"scipy"``."""
+    found = None if os.environ.get("FASTBP_BLAS", "").lower() == "scipy" else _numpy_gemm()
+    which = "numpy"
+    if found is None:
+        found = {x: _adapter(x).address for x in SYMBOLS}
+        which = "scipy"
+    for x, name in SYMBOLS.items():
+        binding.add_symbol(name, found[x])
+    return which
+
+
+#: The BLAS the kernels' products go to in this process.
+BACKEND = _bind()
