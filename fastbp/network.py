@@ -3,9 +3,12 @@
 The Python side owns what happens once per epoch (learning-rate schedule, shuffling,
 validation, early stopping, callbacks, progress, Ctrl-C); everything inside an
 epoch is one kernel call (``_kernels.epoch.run_epochs``), and when nothing happens
-between epochs, so is a whole batch of them.
+between epochs but the training loss's stopping rule, so is a whole batch of them.
+With two or more Numba threads, small and medium networks run each minibatch as one
+slice per thread (``run_epochs_sliced``, ``_split_parts``), BLAS single-threaded meanwhile.
 """
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -14,7 +17,7 @@ import warnings
 import numpy as np
 
 from . import _config
-from ._kernels.epoch import data_gradient, predict_rows, run_epochs
+from ._kernels.epoch import data_gradient, predict_rows, run_epochs, run_epochs_sliced
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
 from ._kernels.shuffle import epoch_orders
 from ._spec import (ACTIVATIONS, G_OFF, N_OUT, OUTPUTS, S_OFF, buffer_sizes, has_shortcuts,
@@ -310,7 +313,11 @@ class Network:
             Continue the previous fit: its optimizer state, schedule position and history.
             Without it, the optimizer and history start afresh (the weights are kept).
         n_threads : int or None, default=None
-            Threads for Numba and for BLAS during this fit, restored afterwards.
+            Threads for Numba and for BLAS during this fit, restored afterwards (None: as
+            they are).  With two or more Numba threads, each minibatch of a small or medium
+            network is cut into one slice per thread, BLAS single-threaded meanwhile (not
+            with batch normalization or dropout, nor in a process forked from one whose
+            fits did so: GNU OpenMP does not survive a fork).
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights: each batch's loss is the weighted mean of its samples'
             losses (scikit-learn's convention).
@@ -422,11 +429,12 @@ class Network:
         if self._lr is None:
             self._lr = lr0
         bar = _progress_bar(epochs) if verbose else None
-        # Nothing to do between epochs (no validation, stopping rule, callback or progress
-        # bar): several epochs go to the kernel in one call, so that Python's per-epoch
-        # cost does not dominate small networks.
-        batched = (val is None and not early_stopping and tol is None and not callbacks
-                   and bar is None and not isinstance(sched, Adaptive))
+        # Nothing to do between epochs but the training loss's stopping rule (no validation,
+        # callback, progress bar or adaptive rate): several epochs go to the kernel in one
+        # call, which applies the rule itself, so that Python's per-epoch cost does not
+        # dominate small networks.
+        batched = (val is None and not early_stopping and not callbacks and bar is None
+                   and not isinstance(sched, Adaptive))
         trainer = _Trainer(self, X, Y, SW, min(batch_size, n_train), train_rows)
         done = 0
         history = self._history()
@@ -439,8 +447,12 @@ class Network:
                     if k > 1:
                         orders, rates = self._plan_epochs(k, train_rows, shuffle, lr0, sched,
                                                           epochs)
+                        stopping = None if tol is None else np.array(
+                            [tol, n_iter_no_change,
+                             np.inf if self.best_loss_ is None else self.best_loss_,
+                             self._no_improvement], dtype=np.float64)
                         try:
-                            losses = trainer.run(orders, k, rates=rates)
+                            losses = trainer.run(orders, k, rates=rates, stopping=stopping)
                         except DivergenceError:
                             # Replay epoch by epoch from the same state (the last commit's,
                             # generator and visiting order included), so that the error and
@@ -449,12 +461,22 @@ class Network:
                             self._restore_history(history)
                             batched = False
                             continue
+                        ran = len(losses)
+                        stopped = stopping is not None and stopping[3] > stopping[1]
+                        if ran < k and shuffle:
+                            # Stopped early: the generator and the order as if only the
+                            # epochs that ran had drawn their shuffles.
+                            self._redraw(history, ran, train_rows)
                         self._finish_epochs(losses, n_train, trainer.norms)
-                        best = float(losses.min())  # no stopping rule: only the best loss
+                        best = float(losses.min())
                         if self.best_loss_ is None or best < self.best_loss_:
                             self.best_loss_ = best
-                        done += k
+                        if stopping is not None:
+                            self._no_improvement = int(stopping[3])
+                        done += ran
                         trainer.commit()
+                        if stopped:
+                            break
                         if interrupted():
                             raise KeyboardInterrupt
                         continue
@@ -521,6 +543,13 @@ class Network:
         del self.loss_curve_[n_loss:], self._gradient_norms[n_norms:]
         del self.validation_scores_[n_scores:]
         self._rng.set_state(rng)
+
+    def _redraw(self, h, k, train_rows):
+        """The generator and the visiting order back to those of the history ``h`` (its
+        last two fields, see ``_history``), then ``k`` epochs' shuffles drawn from there."""
+        self._rng.set_state(h[-2])
+        self._perm[:] = h[-1]
+        _draw_epoch_orders(self._rng, self._perm, train_rows, k)
 
     def _plan_epochs(self, k, train_rows, shuffle, lr0, sched, epochs):
         """Visiting orders ``(k or 1, n_train)`` and learning rates ``(k,)`` of the next
@@ -777,19 +806,34 @@ class _Trainer:
         self.net, self.X, self.Y, self.SW = net, X, Y, SW
         self.batch = batch
         self.probe = None if rows is None else X[rows[:batch]]
-        abuf_len, tmp_len = net._buffer_sizes(batch)
-        self.abuf = np.empty(abuf_len, dtype=net.dtype)
-        self.tmp = np.empty(tmp_len, dtype=net.dtype)
+        self.parts = _split_parts(net, batch)
+        # (rows of the buffers: one per slice of a batch, see run_epochs)
+        rows = batch if self.parts == 1 else max(-(-batch // self.parts),
+                                                 2 * _config.SPLIT_MIN_ROWS)
+        abuf_len, tmp_len = net._buffer_sizes(rows)
+        self.abufs = np.empty((self.parts, abuf_len), dtype=net.dtype)
+        self.tmps = np.empty((self.parts, tmp_len), dtype=net.dtype)
         self.grad = np.empty_like(net._params)
+        self.grads = np.empty((self.parts - 1, net._params.size), dtype=net.dtype)
         self.last_good = net._params.copy()
         self._state_good = (net._opt_state.copy(), net._hyper.copy(), net._stats.copy())
 
     def __enter__(self):
+        # BLAS single-threaded for the whole block, not call by call: restored to two
+        # threads in between, OpenBLAS's workers (woken by the weights' probe) kept
+        # spinning into the next call and took a core from its slices: 20,000 x 100 epochs
+        # ran at 84 ms against 40 ms.
+        self._blas = _single_threaded_blas(self.parts > 1)
+        self._blas.__enter__()
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
-            self.rollback()
+        try:
+            if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
+                self.rollback()
+        finally:
+            blas, self._blas = self._blas, None
+            blas.__exit__(None, None, None)
         return False
 
     def rollback(self):
@@ -806,11 +850,13 @@ class _Trainer:
         self._state_good[1][:] = self.net._hyper
         self._state_good[2][:] = self.net._stats
 
-    def run(self, orders, n_epochs, want_loss=True, rates=None):
+    def run(self, orders, n_epochs, want_loss=True, rates=None, stopping=None):
         """Run ``n_epochs`` epochs in one kernel call; returns their mean losses (and leaves
         each epoch's mean weight-gradient norm per layer in ``self.norms``).
 
         ``rates``: the learning rate of each epoch (default: the current one throughout).
+        ``stopping``: the stopping rule's array (see ``run_epochs``), updated in place; the
+        call may then run fewer epochs, and returns the losses of those it ran.
 
         Without ``want_loss`` the data part of the loss is not computed, which saves
         a logarithm per output and sample; divergence is then seen in the weights.
@@ -820,10 +866,20 @@ class _Trainer:
         losses = np.empty(n_epochs, dtype=np.float64)
         self.norms = np.empty((n_epochs, net._table.shape[0]), dtype=np.float64)
         seeds = net._dropout_seed + net._dropout_epochs + np.arange(n_epochs, dtype=np.int64)
-        run_epochs(params, self.X, self.Y, self.SW, orders, net._table, self.batch,
-                   net._optimizer.kind, net._hyper, net._opt_state, self.abuf, self.tmp,
-                   self.grad, _NO_RATES if rates is None else rates, net.dropout, seeds, losses,
-                   self.norms, want_loss, net._stats)
+        if self.parts > 1 and getattr(self, "_blas", None) is None:
+            raise RuntimeError("_Trainer.run with slices needs the trainer's with block")
+        with _slices_guard() if self.parts > 1 else contextlib.nullcontext():
+            kernel = run_epochs_sliced if self.parts > 1 else run_epochs
+            ran = kernel(params, self.X, self.Y, self.SW, orders, net._table, self.batch,
+                         net._optimizer.kind, net._hyper, net._opt_state, self.abufs, self.tmps,
+                         self.grad, self.parts, self.grads,
+                         _NO_RATES if rates is None else rates, net.dropout, seeds, losses,
+                         self.norms, want_loss, net._stats,
+                         _NO_STOPPING if stopping is None else stopping)
+        if self.parts > 1:
+            _after_slices()
+        if ran < n_epochs:
+            losses, self.norms = losses[:ran], self.norms[:ran]
         # Each epoch's loss is taken before each batch's update, so the last update of the
         # call is seen only in the weights, and in the outputs they give a batch of rows.
         if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))
@@ -834,11 +890,69 @@ class _Trainer:
                 f"the outputs on the training data became non-finite. The learning rate "
                 f"({net._hyper[H_LR]:g}) is the likely cause; lower it or scale the inputs. "
                 f"The weights from before the failing epoch were restored.")
-        net._dropout_epochs += n_epochs
+        net._dropout_epochs += ran
         return losses
 
 
 _NO_RATES = np.empty(0, dtype=np.float64)
+# (a negative tol: no stopping rule, and the kernel leaves the array alone)
+_NO_STOPPING = np.array([-1.0, 0.0, np.inf, 0.0])
+
+
+def _split_parts(net, batch):
+    """Into how many slices, one per Numba thread, the kernel cuts a minibatch of ``batch``
+    rows (1: none; the rule and its measurements: ``_config.SPLIT_MAX_WORK``).
+
+    None in a process forked from one whose slices ran already: GNU OpenMP, Numba's usual
+    threading layer on Linux, does not survive a fork, and Numba ends such a child."""
+    if net.batch_norm or net.dropout > 0 or batch * net._params.size > _config.SPLIT_MAX_WORK:
+        return 1
+    if _SPLIT_STATE["pid"] is not None and _SPLIT_STATE["pid"] != os.getpid():
+        return 1
+    import numba
+
+    return max(1, min(numba.get_num_threads(), batch // _config.SPLIT_MIN_ROWS))
+
+
+def _slices_guard():
+    """Context for a kernel call that runs slices on Numba's threads: records the process
+    (see ``_split_parts``) and, unless Numba's threading layer is known to be thread-safe
+    (OpenMP, TBB), lets one such call run at a time: its fallback, ``workqueue``, ends
+    the process when two threads launch parallel work at once."""
+    _SPLIT_STATE["pid"] = os.getpid()
+    if _SPLIT_STATE["threadsafe"]:
+        return contextlib.nullcontext()
+    return _SPLIT_LOCK
+
+
+def _after_slices():
+    if not _SPLIT_STATE["threadsafe"]:
+        import numba
+
+        try:
+            _SPLIT_STATE["threadsafe"] = numba.threading_layer() in ("omp", "tbb")
+        except ValueError:  # no parallel launch yet
+            pass
+
+
+_SPLIT_LOCK = threading.Lock()
+_SPLIT_STATE = {"pid": None, "threadsafe": False}
+
+
+@contextlib.contextmanager
+def _single_threaded_blas(active):
+    """BLAS on one thread inside, when ``active`` (the kernel's slices run on Numba's
+    threads, one each; OpenBLAS threads of their own would oversubscribe the cores)."""
+    if not active:
+        yield
+        return
+    with _BLAS_LOCK:
+        controller = _controller()
+    limiter = controller.limit(limits=1, user_api="blas")
+    try:
+        yield
+    finally:
+        limiter.restore_original_limits()
 
 
 def _draw_epoch_orders(rng, perm, rows, k):
@@ -908,12 +1022,7 @@ def _threads(n_threads):
     # out puts it back (each restoring its own entry's value would leave n_threads behind).
     with _BLAS_LOCK:
         if _BLAS[0] == 0:
-            if _BLAS[2] is None:
-                # Finding the loaded libraries reads /proc/self/maps: about 2 ms, more than
-                # a small fit's epoch, so once per process.
-                from threadpoolctl import ThreadpoolController
-                _BLAS[2] = ThreadpoolController()
-            _BLAS[1] = _BLAS[2].limit(limits=n_threads)
+            _BLAS[1] = _controller().limit(limits=n_threads)
         _BLAS[0] += 1
     try:
         yield
@@ -924,6 +1033,16 @@ def _threads(n_threads):
                 _BLAS[1].restore_original_limits()
                 _BLAS[1] = None
         numba.set_num_threads(before)
+
+
+def _controller():
+    """The process's threadpoolctl controller (call with ``_BLAS_LOCK`` held).  Finding the
+    loaded libraries reads /proc/self/maps: about 2 ms, more than a small fit's epoch, so
+    once per process."""
+    if _BLAS[2] is None:
+        from threadpoolctl import ThreadpoolController
+        _BLAS[2] = ThreadpoolController()
+    return _BLAS[2]
 
 
 _BLAS_LOCK = threading.Lock()

@@ -78,7 +78,7 @@ def test_the_plain_scripts_are_out_of_asvs_way():
     # asv imports every module of benchmark_dir's packages; the scripts live in a plain folder
     assert not (ROOT / "benchmarks" / "scripts" / "__init__.py").exists()
     for script in ("bench_seed.py", "bench_gemm.py", "bench_optimizers.py", "bench_sklearn.py",
-                   "bench_deep.py"):
+                   "bench_deep.py", "bench_split.py"):
         assert (ROOT / "benchmarks" / "scripts" / script).is_file()
 
 

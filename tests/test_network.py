@@ -1,12 +1,15 @@
 """Network's training against the NumPy reference, on each kernel path and dtype."""
+import os
 import pickle
+import subprocess
+import sys
 
 import numba
 import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _config, reference
+from fastbp import _config, network, reference
 from fastbp._kernels.dense import use_blas, use_tiles
 
 from conftest import ACTIVATIONS, OUTPUTS, make_data, targets_2d
@@ -52,13 +55,14 @@ def _path(a, b, batch):
     return "blas" if use_blas(a, b, batch) else "tiles" if use_tiles(a, b, batch) else "loops"
 
 
-# Shapes on each side of the thresholds: each layer's path for the full batches.  The
-# tiles' shape leaves edges (widths not multiples of 4, batches not of 16) to BLAS, and
-# the last batch (5 samples) is narrower than one tile.
+# Shapes on each side of the thresholds: each layer's path for the full batches, or for
+# their slices when two threads cut them in two (``_config.SPLIT_MAX_WORK``).  The tiles'
+# shape leaves edges (widths not multiples of 4, batches not of 16) to BLAS, and the last
+# batch (5 samples) is narrower than one tile, and too small to be cut.
 PATHS = {
     "loops": ([5, 12, 8, 3], 16, ["loops"] * 3),
     "tiles": ([64, 50, 42, 30], 61, ["tiles"] * 3),
-    "blas": ([64, 48, 40, 32], 72, ["blas"] * 3),
+    "blas": ([64, 48, 40, 32], 144, ["blas"] * 3),
     "mixed": ([160, 128, 40, 4], 32, ["blas", "tiles", "loops"]),
 }
 
@@ -69,23 +73,100 @@ PATHS = {
 @pytest.mark.parametrize("threads", [1, 2])  # BLAS's and Numba's
 def test_kernel_paths_match_reference(path, dtype, activation, threads):
     shape, batch, kinds = path
-    assert [_path(a, b, batch) for a, b in zip(shape[:-1], shape[1:])] == kinds, \
-        "the shape no longer exercises the intended paths"
-    X, y = make_data(3 * batch + 5, shape[0], shape[-1], "softmax", seed=1)
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
     net = fastbp.Network(shape, activation=activation, output="softmax", dtype=dtype,
                          random_state=2)
+    with network._threads(threads):
+        parts = network._split_parts(net, batch)
+    assert parts == threads  # with two threads, each batch is cut in two slices
+    rows = batch // parts
+    assert [_path(a, b, rows) for a, b in zip(shape[:-1], shape[1:])] == kinds, \
+        "the shape no longer exercises the intended paths"
+    X, y = make_data(3 * batch + 5, shape[0], shape[-1], "softmax", seed=1)
     Xr = X.astype(dtype).astype(np.float64)
     orders = [np.arange(len(X))] * 2
     coefs, intercepts, losses = reference_fit(net, Xr, targets_2d(y, shape[-1], "softmax"), 2,
                                               batch, 0.1, orders)
     net.fit(X, y, epochs=2, batch_size=batch, learning_rate=0.1, shuffle=False,
-            n_threads=min(threads, numba.config.NUMBA_NUM_THREADS))
+            n_threads=threads)
     tol = 1e-10 if dtype == np.float64 else 2e-4
     for W, W_ref in zip(net.coefs_ + net.intercepts_, coefs + intercepts):
         assert W.dtype == dtype
         np.testing.assert_allclose(W, W_ref, rtol=0, atol=tol)
     np.testing.assert_allclose(
         net.forward(X), reference.predict(coefs, intercepts, Xr, activation, "softmax"), atol=tol)
+
+
+def test_batches_are_cut_only_where_the_whole_batch_is_not_needed():
+    # Batch normalization needs the whole batch's statistics, dropout its positions; a
+    # batch of large layers goes to OpenBLAS's own threads instead (see _config).
+    with network._threads(2):
+        threads = numba.get_num_threads()
+        assert network._split_parts(fastbp.Network([8, 16, 2]), 64) == min(2, threads)
+        assert network._split_parts(fastbp.Network([8, 16, 2]), 15) == 1  # slices under 8 rows
+        assert network._split_parts(fastbp.Network([8, 16, 2], batch_norm=True), 64) == 1
+        assert network._split_parts(fastbp.Network([8, 16, 2], dropout=0.2), 64) == 1
+        assert network._split_parts(fastbp.Network([1024, 2048, 10]), 256) == 1
+
+
+SLICES = """
+import numpy as np, numba, fastbp
+from fastbp import network
+assert numba.config.NUMBA_NUM_THREADS == 4
+rng = np.random.default_rng(0)
+X = rng.standard_normal((3 * 64 + 20, 6)); y = rng.integers(0, 3, len(X))
+nets = []
+for threads in (1, 4):
+    net = fastbp.Network([6, 12, 3], output="softmax", dtype=np.float64, random_state=0)
+    with network._threads(threads):
+        assert network._split_parts(net, 64) == threads
+    net.fit(X, y, epochs=3, batch_size=64, optimizer="adam", learning_rate=0.01,
+            n_threads=threads)
+    nets.append(net)
+np.testing.assert_allclose(nets[0].get_params_vector(), nets[1].get_params_vector(),
+                           rtol=0, atol=1e-12)
+np.testing.assert_allclose(nets[0].loss_curve_, nets[1].loss_curve_, rtol=1e-12)
+print("ok")
+"""
+
+
+def test_four_slices_and_a_last_batch_cut_in_fewer_equal_one_thread():
+    # Four Numba threads (more than this machine may have: only the sums' order changes):
+    # batches of 64 in four slices of 16, the last batch of 20 rows in two of 10.
+    env = dict(os.environ, NUMBA_NUM_THREADS="4")
+    done = subprocess.run([sys.executable, "-c", SLICES], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+FORKED = """
+import multiprocessing, numpy as np, fastbp
+from fastbp import network
+
+def fit(_):
+    X = np.random.default_rng(1).standard_normal((64, 4)); y = (X[:, 0] > 0).astype(float)
+    net = fastbp.Network([4, 8, 1], output="sigmoid", dtype=np.float64, random_state=0)
+    net.fit(X, y, epochs=2, batch_size=32, n_threads=2)
+    return network._split_parts(net, 32), net.n_iter_
+
+if __name__ == "__main__":
+    assert fit(None)[0] == 2 and network._SPLIT_STATE["pid"] is not None  # slices ran here
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        print(pool.map(fit, [0], chunksize=1)[0])
+"""
+
+
+def test_a_forked_child_trains_without_slices(tmp_path):
+    # GNU OpenMP does not survive a fork: Numba would end a forked child that launches
+    # parallel work after its parent did.  The child trains on one thread instead.
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("slices need two Numba threads")
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "(1, 2)"
 
 
 def test_float32_stays_float32():

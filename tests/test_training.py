@@ -222,6 +222,35 @@ def test_epochs_batched_into_one_call_equal_epoch_by_epoch(schedule, shuffle):
     assert batched._rng.randint(10 ** 9) == single._rng.randint(10 ** 9)
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("rows_per_call", [None, 7 * 60])
+def test_tol_stopping_inside_batched_epochs_equals_epoch_by_epoch(shuffle, rows_per_call,
+                                                                   monkeypatch):
+    # With tol, the kernel applies the stopping rule itself and ends its call at the
+    # stopping epoch (here in the middle of a call: of all epochs at once, or of calls of
+    # 7 epochs, the count carried between calls); the callback forces one call per epoch.
+    # Same stopping epoch, weights, history and random state, and so the same warm start.
+    if rows_per_call is not None:
+        monkeypatch.setattr(fastbp._config, "EPOCH_CALL_ROWS", rows_per_call)
+    X, y = make_data(60, 4, 3, "softmax")
+    kwargs = dict(epochs=300, batch_size=16, learning_rate=0.05, optimizer="adam",
+                  shuffle=shuffle, tol=1e-3, n_iter_no_change=4)
+    nets = []
+    for callbacks in (None, lambda epoch, metrics: None):
+        net = fastbp.Network(SHAPE, output="softmax", random_state=5)
+        net.fit(X, y, callbacks=callbacks, **kwargs)
+        nets.append((net, net.n_iter_, net._no_improvement))
+        net.fit(X, y, callbacks=callbacks, warm_start=True, **dict(kwargs, epochs=5))
+    (batched, n_batched, count_batched), (single, n_single, count_single) = nets
+    assert n_batched == n_single and 4 < n_batched < 300 and n_batched % 7 != 0
+    assert count_batched == count_single == 5
+    assert np.array_equal(batched.get_params_vector(), single.get_params_vector())
+    assert batched.loss_curve_ == single.loss_curve_ and batched.t_ == single.t_
+    assert batched.best_loss_ == single.best_loss_
+    assert np.array_equal(batched._perm, single._perm)
+    assert batched._rng.randint(10 ** 9) == single._rng.randint(10 ** 9)
+
+
 def test_epochs_per_call_is_bounded(monkeypatch):
     from fastbp import network
 

@@ -48,8 +48,12 @@ def main():
         scores = {}
         for _ in range(args.repeats):
             for label, cls in (("scikit-learn", SkMLP), ("fastbp", FastMLP)):
+                time.sleep(0.15)  # each timed call after a moment of quiet (see below)
                 t, model = timed(lambda: cls(max_iter=args.max_iter, random_state=0, **kw).fit(X, y))
                 fit[label].append(t)
+                # Idle threads spin for a while after a call (OpenBLAS's, OpenMP's): a call
+                # that follows at once shares the cores with them.
+                time.sleep(0.15)
                 t, p = timed(lambda: model.predict(X))
                 pred[label].append(t)
                 scores[label] = (np.mean(p == y), model.n_iter_)
