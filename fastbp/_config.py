@@ -51,10 +51,10 @@ TILE_MAX_BATCH = 64
 #: work (rows x parameters) is at most ``SPLIT_MAX_WORK`` is cut into one slice per thread,
 #: each slice's forward and backward pass on its own core with single-threaded BLAS, and the
 #: gradients summed (no batch normalization or dropout: those need the whole batch, or its
-#: positions).  Measured per batch against the whole batch with two-threaded BLAS, 2 cores
-#: (``benchmarks/scripts/bench_split.py``): 64-100-10 float64 at 200 rows 1.5x faster, 100-100-4
-#: 1.35x, the ``small`` workload 1.16x; ``medium`` (128 x 235k) even; ``large`` (256 x 6.3M)
-#: 0.9x, where OpenBLAS's own threads do better.
+#: positions).  Measured per epoch against whole batches with two-threaded BLAS, 2 cores
+#: (``benchmarks/scripts/bench_split.py``): 64-100-10 float64 on batches of 200 1.39x faster,
+#: 100-100-4 1.37x, the ``tiny`` workload 1.27x, ``small`` 1.08x; ``medium`` (128 rows x 235k
+#: parameters) 0.95x and ``large`` (256 x 6.3M) 0.88x, where OpenBLAS's own threads do better.
 SPLIT_MIN_ROWS = 8
 SPLIT_MAX_WORK = 2 ** 24
 

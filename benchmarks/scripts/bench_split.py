@@ -4,7 +4,8 @@
 
 For each shape, milliseconds per epoch of ``Network.fit`` (plain SGD, 2 threads) with
 the batches cut into two slices, each on its own core with single-threaded BLAS, and
-whole, with two-threaded BLAS; medians of interleaved repeats, a pause before each.  The
+whole, with two-threaded BLAS; medians of interleaved repeats, each timed call after a
+pause and one untimed call.  The
 last column is what fastbp's rule (``_config.SPLIT_MAX_WORK``) picks: the rule follows
 from these numbers.
 """
@@ -28,10 +29,14 @@ SHAPES = [  # layers, batch, samples, dtype, what it stands for
 
 
 def epoch_ms(net, X, y, batch, epochs):
-    time.sleep(0.15)
+    def fit():
+        net.fit(X, y, epochs=epochs, batch_size=batch, learning_rate=0.01, warm_start=True,
+                n_threads=2)
+
+    time.sleep(0.15)  # the other's threads idle again...
+    fit()  # ...and these awake (as in python -m fastbp compare)
     t0 = time.perf_counter()
-    net.fit(X, y, epochs=epochs, batch_size=batch, learning_rate=0.01, warm_start=True,
-            n_threads=2)
+    fit()
     return (time.perf_counter() - t0) / epochs * 1e3
 
 
@@ -49,8 +54,8 @@ def main():
         net = fastbp.Network(layers, output=output, dtype=dtype, random_state=0)
         with network._threads(2):
             slices = network._split_parts(net, batch)
-        one = epoch_ms(net, X, y, batch, 1)  # compiles, and sizes the runs to ~0.2 s
-        epochs = max(1, int(200 / max(one, 1e-3)))
+        epoch_ms(net, X, y, batch, 1)  # compiles
+        epochs = max(1, int(200 / max(epoch_ms(net, X, y, batch, 1), 1e-3)))  # ~0.2 s calls
         times = {"sliced": [], "whole": []}
         for _ in range(args.repeats):
             for kind, parts in (("sliced", 2), ("whole", 1)):
