@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -19,6 +23,15 @@ def make_data(n, n_in, n_out, output, seed=0, dtype=np.float64):
     else:
         y = rng.randint(0, n_out, size=n)
     return X, y
+
+
+def run_child(code, timeout=600, **env):
+    """Run ``code`` in a fresh interpreter, with ``env`` added to the environment; assert
+    that it succeeded and return its standard output, stripped."""
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **env),
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
 
 
 def targets_2d(y, n_out, output, dtype=np.float64):

@@ -1,12 +1,10 @@
 """``fastbp._kernels.blas.matmul``: row-major products inside flat arrays, every transpose."""
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from fastbp._kernels.blas import N, T, matmul
+
+from conftest import run_child
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -56,7 +54,4 @@ print("ok")
 def test_scipy_blas_fallback_computes_the_same_products():
     # FASTBP_BLAS=scipy binds the kernels' symbols to the adapter over SciPy's BLAS (what
     # happens when NumPy has no 64-bit-integer BLAS); the cached kernels stay valid.
-    env = dict(os.environ, FASTBP_BLAS="scipy")
-    done = subprocess.run([sys.executable, "-c", SCIPY_BLAS], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+    assert run_child(SCIPY_BLAS, FASTBP_BLAS="scipy") == "ok"

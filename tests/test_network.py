@@ -1,5 +1,4 @@
 """Network's training against the NumPy reference, on each kernel path and dtype."""
-import os
 import pickle
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import fastbp
 from fastbp import _config, network, reference
 from fastbp._kernels.dense import use_blas, use_tiles
 
-from conftest import ACTIVATIONS, OUTPUTS, make_data, targets_2d
+from conftest import ACTIVATIONS, OUTPUTS, make_data, run_child, targets_2d
 
 
 def reference_fit(net, X, Y, epochs, batch_size, learning_rate, orders):
@@ -133,10 +132,7 @@ print("ok")
 def test_four_slices_and_a_last_batch_cut_in_fewer_equal_one_thread():
     # Four Numba threads (more than this machine may have: only the sums' order changes):
     # batches of 64 in four slices of 16, the last batch of 20 rows in two of 10.
-    env = dict(os.environ, NUMBA_NUM_THREADS="4")
-    done = subprocess.run([sys.executable, "-c", SLICES], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+    assert run_child(SLICES, NUMBA_NUM_THREADS="4") == "ok"
 
 
 FORKED = """
