@@ -165,6 +165,31 @@ def test_a_forked_child_trains_without_slices(tmp_path):
     assert done.stdout.strip() == "(1, 2)"
 
 
+WORKQUEUE = """
+import threading, numba, numpy as np, fastbp
+from fastbp import network
+X = np.random.default_rng(2).standard_normal((256, 6)); y = (X[:, 0] > 0).astype(float)
+nets = [fastbp.Network([6, 16, 1], output="sigmoid", dtype=np.float64, random_state=s)
+        for s in range(4)]
+threads = [threading.Thread(target=net.fit, args=(X, y),
+                            kwargs=dict(epochs=30, batch_size=64, n_threads=2)) for net in nets]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+assert numba.threading_layer() == "workqueue" and not network._SPLIT_STATE["threadsafe"]
+print(sorted(net.n_iter_ for net in nets))
+"""
+
+
+def test_sliced_fits_in_threads_take_turns_on_the_workqueue_layer():
+    # Numba's workqueue layer (where there is no OpenMP or TBB) ends the process when two
+    # threads launch parallel work at once: fastbp's sliced calls then take turns.
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("slices need two Numba threads")
+    assert run_child(WORKQUEUE, NUMBA_THREADING_LAYER="workqueue") == "[30, 30, 30, 30]"
+
+
 def test_float32_stays_float32():
     X, y = make_data(40, 3, 2, "identity", dtype=np.float64)
     net = fastbp.Network([3, 5, 2], random_state=0)
