@@ -876,8 +876,6 @@ class _Trainer:
                          _NO_RATES if rates is None else rates, net.dropout, seeds, losses,
                          self.norms, want_loss, net._stats,
                          _NO_STOPPING if stopping is None else stopping)
-        if self.parts > 1:
-            _after_slices()
         if ran < n_epochs:
             losses, self.norms = losses[:ran], self.norms[:ran]
         # Each epoch's loss is taken before each batch's update, so the last update of the
@@ -914,19 +912,19 @@ def _split_parts(net, batch):
     return max(1, min(numba.get_num_threads(), batch // _config.SPLIT_MIN_ROWS))
 
 
+@contextlib.contextmanager
 def _slices_guard():
-    """Context for a kernel call that runs slices on Numba's threads: records the process
-    (see ``_split_parts``) and, unless Numba's threading layer is known to be thread-safe
-    (OpenMP, TBB), lets one such call run at a time: its fallback, ``workqueue``, ends
-    the process when two threads launch parallel work at once."""
+    """Around a kernel call that runs slices on Numba's threads: records the process (see
+    ``_split_parts``) and, until Numba's threading layer is known to be thread-safe
+    (OpenMP, TBB; known after the first launch), lets one such call run at a time: its
+    fallback, ``workqueue``, ends the process when two threads launch parallel work at
+    once."""
     _SPLIT_STATE["pid"] = os.getpid()
     if _SPLIT_STATE["threadsafe"]:
-        return contextlib.nullcontext()
-    return _SPLIT_LOCK
-
-
-def _after_slices():
-    if not _SPLIT_STATE["threadsafe"]:
+        yield
+        return
+    with _SPLIT_LOCK:
+        yield
         import numba
 
         try:

@@ -4,19 +4,20 @@
 
 For each shape, milliseconds per epoch of ``Network.fit`` (plain SGD, 2 threads) with
 the batches cut into two slices, each on its own core with single-threaded BLAS, and
-whole, with two-threaded BLAS; medians of interleaved repeats, each timed call after a
-pause and one untimed call.  The
+whole, with two-threaded BLAS; medians of interleaved repeats, each call timed as
+``python -m fastbp compare`` times its own (after a pause, and after an untimed call when
+it is short).  The
 last column is what fastbp's rule (``_config.SPLIT_MAX_WORK``) picks: the rule follows
 from these numbers.
 """
 import argparse
-import time
 from unittest import mock
 
 import numpy as np
 
 import fastbp
 from fastbp import network
+from fastbp.compare import _settled_seconds
 
 SHAPES = [  # layers, batch, samples, dtype, what it stands for
     ([2, 10, 1], 800, 800, np.float64, "tiny (the article's example)"),
@@ -29,15 +30,11 @@ SHAPES = [  # layers, batch, samples, dtype, what it stands for
 
 
 def epoch_ms(net, X, y, batch, epochs):
-    def fit():
-        net.fit(X, y, epochs=epochs, batch_size=batch, learning_rate=0.01, warm_start=True,
-                n_threads=2)
-
-    time.sleep(0.15)  # the other's threads idle again...
-    fit()  # ...and these awake (as in python -m fastbp compare)
-    t0 = time.perf_counter()
-    fit()
-    return (time.perf_counter() - t0) / epochs * 1e3
+    # timed as compare times its calls: after a pause, and a short call after an untimed one
+    seconds = _settled_seconds(lambda: net.fit(X, y, epochs=epochs, batch_size=batch,
+                                               learning_rate=0.01, warm_start=True,
+                                               n_threads=2))
+    return seconds / epochs * 1e3
 
 
 def main():
