@@ -47,7 +47,7 @@ BLAS_MIN_WORK = 8192
 TILE_MAX_WEIGHTS = 16384
 TILE_MAX_BATCH = 64
 
-#: With two or more Numba threads, a minibatch of at least ``2 * SPLIT_MIN_ROWS`` rows whose
+#: With two or more threads (``network._thread_count``), a minibatch of at least ``2 * SPLIT_MIN_ROWS`` rows whose
 #: work (rows x parameters) is at most ``SPLIT_MAX_WORK`` is cut into one slice per thread,
 #: each slice's forward and backward pass on its own core with single-threaded BLAS, and the
 #: gradients summed (no batch normalization or dropout: those need the whole batch, or its
@@ -62,11 +62,6 @@ SPLIT_MAX_WORK = 2 ** 24
 def njit(func):
     """Compile ``func`` with fastbp's options."""
     return numba.njit(**JIT)(func)
-
-
-def njit_parallel(func):
-    """Compile ``func``, whose ``prange`` loops run on Numba's threads, with fastbp's options."""
-    return numba.njit(parallel=True, **JIT)(func)
 
 
 def njit_ordered(func=None, inline="never"):

@@ -114,7 +114,7 @@ def add_arguments(parser):
                         help="comma-separated peers out of numpy,sklearn,torch,jax (default: "
                              "all; fastbp always runs; peers not installed are skipped)")
     parser.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
-                        metavar="N", help="threads for BLAS (threadpoolctl), Numba and PyTorch "
+                        metavar="N", help="threads for BLAS (threadpoolctl), fastbp and PyTorch "
                                           "(default: the CPU count, %(default)s); JAX sizes "
                                           "its own pool")
     parser.add_argument("--repeats", type=_positive_int, default=5, metavar="N",
@@ -345,7 +345,7 @@ def _workload(name, max_samples):
 
 @contextlib.contextmanager
 def thread_limits(threads, libraries):
-    """BLAS and OpenMP runtimes (threadpoolctl), Numba and PyTorch limited to ``threads``
+    """BLAS and OpenMP runtimes (threadpoolctl), fastbp and PyTorch limited to ``threads``
     inside; restored after.  The libraries' modules are imported first, so that the
     limits reach every runtime they load."""
     from .network import _threads
@@ -425,7 +425,7 @@ def compare(workloads=tuple(peers.WORKLOAD_NAMES), libraries=tuple(PEER_NAMES), 
               f"when one of their threads waits for a core; expect noise (or use --threads 1)")
     for note in notes:
         write(note)
-    write(f"threads: {threads} for BLAS (threadpoolctl), Numba and PyTorch; JAX sizes its own "
+    write(f"threads: {threads} for BLAS (threadpoolctl), fastbp and PyTorch; JAX sizes its own "
           f"thread pool")
 
     report = dict(settings=dict(workloads=list(workloads), peers=running, threads=threads,

@@ -4,9 +4,11 @@ The Python side owns what happens once per epoch (learning-rate schedule, shuffl
 validation, early stopping, callbacks, progress, Ctrl-C); everything inside an
 epoch is one kernel call (``_kernels.epoch.run_epochs``), and when nothing happens
 between epochs but the training loss's stopping rule, so is a whole batch of them.
-With two or more Numba threads, small and medium networks run each minibatch as one
-slice per thread (``run_epochs_sliced``, ``_split_parts``), BLAS single-threaded meanwhile.
+With two or more threads, small and medium networks run each minibatch as one slice per
+thread (``_split_parts``, ``_run_parts``: one call of the kernel in each thread, meeting at a
+barrier), BLAS single-threaded meanwhile.
 """
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -17,9 +19,10 @@ import warnings
 import numpy as np
 
 from . import _config
-from ._kernels.epoch import data_gradient, predict_rows, run_epochs, run_epochs_sliced
+from ._kernels.epoch import data_gradient, predict_rows, run_epochs
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
 from ._kernels.shuffle import epoch_orders
+from ._kernels.sync import ABORT, SYNC_SIZE
 from ._spec import (ACTIVATIONS, G_OFF, N_OUT, OUTPUTS, S_OFF, buffer_sizes, has_shortcuts,
                     layer_table, n_running_stats, scale_views, weight_views)
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
@@ -313,11 +316,11 @@ class Network:
             Continue the previous fit: its optimizer state, schedule position and history.
             Without it, the optimizer and history start afresh (the weights are kept).
         n_threads : int or None, default=None
-            Threads for Numba and for BLAS during this fit, restored afterwards (None: as
-            they are).  With two or more Numba threads, each minibatch of a small or medium
-            network is cut into one slice per thread, BLAS single-threaded meanwhile (not
-            with batch normalization or dropout, nor in a process forked from one whose
-            fits did so: GNU OpenMP does not survive a fork).
+            Threads for fastbp's kernels and for BLAS during this fit, restored afterwards
+            (None: ``NUMBA_NUM_THREADS``, the machine's cores unless set, and BLAS as it
+            is).  With two or more threads, each minibatch of a small or medium network is
+            cut into one slice per thread, BLAS single-threaded meanwhile (not with batch
+            normalization or dropout).
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights: each batch's loss is the weighted mean of its samples'
             losses (scikit-learn's convention).
@@ -868,14 +871,12 @@ class _Trainer:
         seeds = net._dropout_seed + net._dropout_epochs + np.arange(n_epochs, dtype=np.int64)
         if self.parts > 1 and getattr(self, "_blas", None) is None:
             raise RuntimeError("_Trainer.run with slices needs the trainer's with block")
-        with _slices_guard() if self.parts > 1 else contextlib.nullcontext():
-            kernel = run_epochs_sliced if self.parts > 1 else run_epochs
-            ran = kernel(params, self.X, self.Y, self.SW, orders, net._table, self.batch,
-                         net._optimizer.kind, net._hyper, net._opt_state, self.abufs, self.tmps,
-                         self.grad, self.parts, self.grads,
-                         _NO_RATES if rates is None else rates, net.dropout, seeds, losses,
-                         self.norms, want_loss, net._stats,
-                         _NO_STOPPING if stopping is None else stopping)
+        ran = _run_parts(self.parts, (
+            params, self.X, self.Y, self.SW, orders, net._table, self.batch,
+            net._optimizer.kind, net._hyper, net._opt_state, self.abufs, self.tmps, self.grad,
+            self.parts, self.grads, _NO_RATES if rates is None else rates, net.dropout, seeds,
+            losses, self.norms, want_loss, net._stats,
+            _NO_STOPPING if stopping is None else stopping))
         if ran < n_epochs:
             losses, self.norms = losses[:ran], self.norms[:ran]
         # Each epoch's loss is taken before each batch's update, so the last update of the
@@ -898,43 +899,80 @@ _NO_STOPPING = np.array([-1.0, 0.0, np.inf, 0.0])
 
 
 def _split_parts(net, batch):
-    """Into how many slices, one per Numba thread, the kernel cuts a minibatch of ``batch``
-    rows (1: none; the rule and its measurements: ``_config.SPLIT_MAX_WORK``).
-
-    None in a process forked from one whose slices ran already: GNU OpenMP, Numba's usual
-    threading layer on Linux, does not survive a fork, and Numba ends such a child."""
+    """Into how many slices, one per thread (``_thread_count``), the kernel cuts a minibatch
+    of ``batch`` rows (1: none; the rule and its measurements: ``_config.SPLIT_MAX_WORK``)."""
     if net.batch_norm or net.dropout > 0 or batch * net._params.size > _config.SPLIT_MAX_WORK:
         return 1
-    if _SPLIT_STATE["pid"] is not None and _SPLIT_STATE["pid"] != os.getpid():
-        return 1
-    import numba
-
-    return max(1, min(numba.get_num_threads(), batch // _config.SPLIT_MIN_ROWS))
+    return max(1, min(_thread_count(), batch // _config.SPLIT_MIN_ROWS))
 
 
-@contextlib.contextmanager
-def _slices_guard():
-    """Around a kernel call that runs slices on Numba's threads: records the process (see
-    ``_split_parts``) and, until Numba's threading layer is known to be thread-safe
-    (OpenMP, TBB; known after the first launch), lets one such call run at a time: its
-    fallback, ``workqueue``, ends the process when two threads launch parallel work at
-    once."""
-    _SPLIT_STATE["pid"] = os.getpid()
-    if _SPLIT_STATE["threadsafe"]:
-        yield
-        return
-    with _SPLIT_LOCK:
-        yield
-        import numba
+def _run_parts(parts, args):
+    """``run_epochs(*args, part, sync, part_losses)`` in ``parts`` threads at once: part 0
+    in this one, the others in the process's worker threads (see ``_kernels.sync``).
+    Returns the epochs run.
 
+    One sliced call at a time in a process: with calls from several Python threads
+    sharing the workers, one call's parts could wait for workers held by another's, each
+    for the other.  A part that fails sets the abort flag, which releases the others at
+    their next barrier; its exception is raised here."""
+    if parts == 1:
+        return run_epochs(*args, np.int64(0), np.zeros(SYNC_SIZE, dtype=np.int64), _NO_LOSSES)
+    sync = np.zeros(SYNC_SIZE, dtype=np.int64)
+    part_losses = np.zeros(parts, dtype=np.float64)
+    with _WORKERS_LOCK:
+        pool = _workers(parts - 1)
+        futures = [pool.submit(_run_part, args, np.int64(p), sync, part_losses)
+                   for p in range(1, parts)]
         try:
-            _SPLIT_STATE["threadsafe"] = numba.threading_layer() in ("omp", "tbb")
-        except ValueError:  # no parallel launch yet
-            pass
+            ran = _run_part(args, np.int64(0), sync, part_losses)
+        finally:
+            concurrent.futures.wait(futures)
+        for f in futures:
+            f.result()  # (raises a part's exception)
+    return ran
 
 
-_SPLIT_LOCK = threading.Lock()
-_SPLIT_STATE = {"pid": None, "threadsafe": False}
+def _run_part(args, part, sync, part_losses):
+    try:
+        return run_epochs(*args, part, sync, part_losses)
+    except BaseException:
+        sync[ABORT] = 1
+        raise
+
+
+def _workers(n):
+    """The process's pool of at least ``n`` worker threads (call with ``_WORKERS_LOCK`` held).
+    A new one in a forked child: the threads of the parent's pool are not there."""
+    if _WORKERS["pid"] != os.getpid() or _WORKERS["size"] < n:
+        if _WORKERS["pid"] == os.getpid():
+            _WORKERS["pool"].shutdown(wait=False)
+        _WORKERS.update(pid=os.getpid(), size=n, pool=concurrent.futures.ThreadPoolExecutor(
+            max_workers=n, thread_name_prefix="fastbp-part"))
+    return _WORKERS["pool"]
+
+
+_WORKERS_LOCK = threading.Lock()
+_WORKERS = {"pid": None, "size": 0, "pool": None}
+_NO_LOSSES = np.zeros(1, dtype=np.float64)
+
+
+def _thread_count():
+    """Threads a fit in this Python thread uses: its ``n_threads``; else Numba's thread
+    count when the program set one (``numba.set_num_threads``); else
+    ``NUMBA_NUM_THREADS`` (the machine's cores unless set in the environment).  fastbp
+    does not start Numba's thread pool itself (about 50 ms, and unused)."""
+    n = getattr(_THREAD_COUNT, "n", None)
+    if n:
+        return n
+    import numba
+    from numba.np.ufunc import parallel
+
+    if getattr(parallel, "_is_initialized", False):
+        return numba.get_num_threads()
+    return numba.config.NUMBA_NUM_THREADS
+
+
+_THREAD_COUNT = threading.local()
 
 
 @contextlib.contextmanager
@@ -1007,15 +1045,13 @@ def _check_threads(n_threads):
 
 @contextlib.contextmanager
 def _threads(n_threads):
-    """Numba's and BLAS's thread counts set to ``n_threads`` inside (Numba's capped at its
-    pool, ``NUMBA_NUM_THREADS``), restored after."""
+    """fastbp's thread count in this Python thread (``_thread_count``) and BLAS's set to
+    ``n_threads`` inside, restored after."""
     if n_threads is None:
         yield
         return
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    before = getattr(_THREAD_COUNT, "n", None)
+    _THREAD_COUNT.n = n_threads
     # BLAS's limit is process-wide: the first of overlapping fits sets it, the last one
     # out puts it back (each restoring its own entry's value would leave n_threads behind).
     with _BLAS_LOCK:
@@ -1030,7 +1066,7 @@ def _threads(n_threads):
             if _BLAS[0] == 0:
                 _BLAS[1].restore_original_limits()
                 _BLAS[1] = None
-        numba.set_num_threads(before)
+        _THREAD_COUNT.n = before
 
 
 def _controller():
@@ -1038,7 +1074,15 @@ def _controller():
     loaded libraries reads /proc/self/maps: about 2 ms, more than a small fit's epoch, so
     once per process."""
     if _BLAS[2] is None:
+        from numba.np import linalg
         from threadpoolctl import ThreadpoolController
+
+        try:
+            # The BLAS Numba loads with its first kernel (SciPy's) must be there to be
+            # seen; that load happens at the first kernel call anyway.
+            linalg.ensure_blas()
+        except ImportError:
+            pass
         _BLAS[2] = ThreadpoolController()
     return _BLAS[2]
 

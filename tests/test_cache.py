@@ -10,21 +10,18 @@ import pytest
 
 import fastbp
 
-# A first fit on the tiny workload; prints the cache hits and misses of the epoch drivers
-# (the plain one, and the one that cuts batches into slices with two or more threads).
+# A first fit on the tiny workload; prints the cache hits and misses of the epoch driver.
 FIT = """
 import numpy as np
 import fastbp
-from fastbp._kernels.epoch import run_epochs, run_epochs_sliced
+from fastbp._kernels.epoch import run_epochs
 X = np.random.default_rng(0).standard_normal((40, 2))
 y = (X[:, 0] > X[:, 1]).astype(float)
 net = fastbp.Network([2, 10, 1], activation="sigmoid", output="sigmoid", dtype=np.float64,
                      random_state=0)
 net.fit(X, y, epochs=3, batch_size=40, learning_rate=0.5)
 assert np.isfinite(net.get_params_vector()).all()
-drivers = (run_epochs, run_epochs_sliced)
-print(sum(sum(d.stats.cache_hits.values()) for d in drivers),
-      sum(sum(d.stats.cache_misses.values()) for d in drivers))
+print(sum(run_epochs.stats.cache_hits.values()), sum(run_epochs.stats.cache_misses.values()))
 """
 
 

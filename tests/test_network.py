@@ -100,8 +100,7 @@ def test_batches_are_cut_only_where_the_whole_batch_is_not_needed():
     # Batch normalization needs the whole batch's statistics, dropout its positions; a
     # batch of large layers goes to OpenBLAS's own threads instead (see _config).
     with network._threads(2):
-        threads = numba.get_num_threads()
-        assert network._split_parts(fastbp.Network([8, 16, 2]), 64) == min(2, threads)
+        assert network._split_parts(fastbp.Network([8, 16, 2]), 64) == 2
         assert network._split_parts(fastbp.Network([8, 16, 2]), 15) == 1  # slices under 8 rows
         assert network._split_parts(fastbp.Network([8, 16, 2], batch_norm=True), 64) == 1
         assert network._split_parts(fastbp.Network([8, 16, 2], dropout=0.2), 64) == 1
@@ -143,51 +142,100 @@ def fit(_):
     X = np.random.default_rng(1).standard_normal((64, 4)); y = (X[:, 0] > 0).astype(float)
     net = fastbp.Network([4, 8, 1], output="sigmoid", dtype=np.float64, random_state=0)
     net.fit(X, y, epochs=2, batch_size=32, n_threads=2)
-    return network._split_parts(net, 32), net.n_iter_
+    return network._split_parts(net, 32), net.get_params_vector().tolist()
 
 if __name__ == "__main__":
-    assert fit(None)[0] == 2 and network._SPLIT_STATE["pid"] is not None  # slices ran here
+    here = fit(None)
+    assert here[0] == 2 and network._WORKERS["pool"] is not None  # slices ran here
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        print(pool.map(fit, [0], chunksize=1)[0])
+        child = pool.map(fit, [0], chunksize=1)[0]
+    print(child[0], child[1] == here[1])
 """
 
 
-def test_a_forked_child_trains_without_slices(tmp_path):
-    # GNU OpenMP does not survive a fork: Numba would end a forked child that launches
-    # parallel work after its parent did.  The child trains on one thread instead.
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("slices need two Numba threads")
+def test_a_forked_child_trains_with_slices(tmp_path):
+    # The parent's worker threads are not in a forked child: it starts its own, and
+    # trains the same weights.
     script = tmp_path / "forked.py"
     script.write_text(FORKED)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "(1, 2)"
+    assert done.stdout.strip() == "2 True"
 
 
-WORKQUEUE = """
-import threading, numba, numpy as np, fastbp
+CONCURRENT = """
+import threading, numpy as np, fastbp
 from fastbp import network
 X = np.random.default_rng(2).standard_normal((256, 6)); y = (X[:, 0] > 0).astype(float)
-nets = [fastbp.Network([6, 16, 1], output="sigmoid", dtype=np.float64, random_state=s)
-        for s in range(4)]
-threads = [threading.Thread(target=net.fit, args=(X, y),
-                            kwargs=dict(epochs=30, batch_size=64, n_threads=2)) for net in nets]
+
+def fit(seed, out):
+    net = fastbp.Network([6, 16, 1], output="sigmoid", dtype=np.float64, random_state=seed)
+    # (a callback: one kernel call per epoch, 30 calls per fit to interleave)
+    net.fit(X, y, epochs=30, batch_size=64, n_threads=4, callbacks=[lambda e, m: None])
+    out[seed] = net.get_params_vector()
+
+alone, together = {}, {}
+for s in range(4):
+    fit(s, alone)
+threads = [threading.Thread(target=fit, args=(s, together)) for s in range(4)]
 for t in threads:
     t.start()
 for t in threads:
     t.join()
-assert numba.threading_layer() == "workqueue" and not network._SPLIT_STATE["threadsafe"]
-print(sorted(net.n_iter_ for net in nets))
+assert network._split_parts(fastbp.Network([6, 16, 1]), 64) == 4
+print(all(np.array_equal(alone[s], together[s]) for s in range(4)))
 """
 
 
-def test_sliced_fits_in_threads_take_turns_on_the_workqueue_layer():
-    # Numba's workqueue layer (where there is no OpenMP or TBB) ends the process when two
-    # threads launch parallel work at once: fastbp's sliced calls then take turns.
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("slices need two Numba threads")
-    assert run_child(WORKQUEUE, NUMBA_THREADING_LAYER="workqueue") == "[30, 30, 30, 30]"
+def test_sliced_fits_in_several_threads_equal_fits_one_after_another():
+    # Four fits at once, each cutting its batches in four slices (three worker threads
+    # each, shared by the four): the weights are those of the same fits run one after
+    # another.  (The calls take turns on the workers: see the next test.)
+    assert run_child(CONCURRENT, timeout=300, NUMBA_NUM_THREADS="4") == "True"
+
+
+def test_a_failing_part_releases_the_others_and_keeps_the_weights(monkeypatch):
+    # A part that fails sets the abort flag: the other parts leave their barrier, the
+    # error reaches the caller, the weights are those from before the call, and the
+    # next fit trains as usual.
+    X, y = make_data(200, 5, 3, "softmax", seed=3)
+    net = fastbp.Network([5, 12, 3], output="softmax", dtype=np.float64, random_state=0)
+    net.fit(X, y, epochs=1, batch_size=64, n_threads=2)
+    before = net.get_params_vector().copy()
+    real = network.run_epochs
+    locked = []
+
+    def failing(*args):
+        # Sliced calls hold the workers' lock: two calls sharing the workers could each
+        # wait for parts queued behind the other's, for ever.
+        locked.append(network._WORKERS_LOCK.locked())
+        if args[-3] == 1:
+            raise RuntimeError("part 1 failed")
+        return real(*args)
+
+    monkeypatch.setattr(network, "run_epochs", failing)
+    with pytest.raises(RuntimeError, match="part 1 failed"):
+        net.fit(X, y, epochs=3, batch_size=64, n_threads=2, warm_start=True)
+    np.testing.assert_array_equal(net.get_params_vector(), before)
+    assert locked == [True, True]
+    monkeypatch.setattr(network, "run_epochs", real)
+    net.fit(X, y, epochs=3, batch_size=64, n_threads=2, warm_start=True)
+    assert net.n_iter_ == 4 and np.isfinite(net.get_params_vector()).all()
+
+
+def test_numbas_thread_count_is_respected_when_the_program_sets_it():
+    import numba
+
+    net = fastbp.Network([8, 16, 2])
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert network._split_parts(net, 64) == 1
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        assert network._split_parts(net, 64) == numba.get_num_threads()
+    finally:
+        numba.set_num_threads(before)
 
 
 def test_float32_stays_float32():

@@ -12,12 +12,9 @@ with batch normalization, each normalized layer's block (``bn_block``).  With
 shortcuts, the second half of ``tmp`` carries their gradients down the backward pass;
 ``tmp`` is scratch of ``max(max(widths), 4) * batch``.
 """
-import types
-
 import numpy as np
-from numba import prange
 
-from .._config import SPLIT_MIN_ROWS, njit, njit_parallel
+from .._config import SPLIT_MIN_ROWS, njit
 from .activations import IDENTITY, keeps_pre
 from . import batchnorm
 from .batchnorm import EVAL, TRAIN, TRAIN_UPDATE
@@ -26,6 +23,7 @@ from .dense import (bias_gradient, blas_forward, blas_weight_gradient, dense_bac
                     dense_forward, use_blas)
 from .losses import loss_and_delta, output_activation
 from .optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, clip, l2_penalty, step
+from .sync import STOP, atomic_load, atomic_store, barrier
 
 
 #: _RUNTIME: the integers that kernels pass to other kernels are made ``np.int64(...)``,
@@ -262,9 +260,10 @@ def add_weight_gradient_norms(grad, layers, acc):
         acc[l] += np.sqrt(np.float64(sq))
 
 
+@njit
 def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state, abufs, tmps,
                grad, parts, grads, rates, drop, seeds, losses, norms, want_loss, stats,
-               stopping):
+               stopping, part, sync, part_losses):
     """Train for ``losses.shape[0]`` epochs, updating ``params`` after every minibatch.
 
     Epoch ``e`` visits the rows ``orders[e % len(orders)]`` of ``X`` (all of them, or
@@ -284,28 +283,32 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     tol >= 0, scikit-learn's rule after each epoch (an epoch whose loss is above the best
     minus tol counts one more epoch without improvement, any other resets the count)
     updates the last two, and the call ends after the epoch that takes the count above
-    the patience.  Returns the number of epochs run.
+    the patience.  Returns the number of epochs run (-1: released by ``sync``'s abort flag).
 
-    ``parts`` > 1 (``run_epochs_sliced`` only, see ``_compiled_twice``): each batch of at
-    least ``2 * SPLIT_MIN_ROWS`` rows is cut into up to ``parts`` slices run on Numba's
-    threads (the ``prange``; the body has no array expression, which ``parallel`` would
-    make a parallel loop too); each slice has its row of
-    ``abufs`` and ``tmps`` (sized for ``max(ceil(batch_size / parts), 2 * SPLIT_MIN_ROWS)``
-    rows) and each but the first its row of ``grads``; the BLAS they call must then be
-    single-threaded.  ``parts`` = 1: ``abufs`` and ``tmps`` have one row, for whole batches.
+    ``parts`` > 1: ``parts`` threads run this call at once, each with its ``part`` (0 to
+    ``parts - 1``) and the same arguments, and meet at ``sync.barrier`` on ``sync``
+    (``sync.SYNC_SIZE`` zeros).  Each batch of at least ``2 * SPLIT_MIN_ROWS`` rows is cut
+    into up to ``parts`` slices, slice ``p`` to part ``p``: its forward and backward pass
+    on the part's row of ``abufs`` and ``tmps`` (sized for
+    ``max(ceil(batch_size / parts), 2 * SPLIT_MIN_ROWS)`` rows), its gradient into
+    ``grad`` (part 0) or ``grads[p - 1]``, its loss into ``part_losses[p]`` (``parts``
+    float64).  Part 0 then sums them and takes the step, and alone writes ``params``,
+    ``hyper``, ``state``, ``losses``, ``norms`` and ``stopping``.  The BLAS the parts
+    call must then be single-threaded.  ``parts`` = 1: one call, whole batches.
     """
     n = orders.shape[1]
     alpha = hyper[H_ALPHA]
-    part_losses = np.zeros(max(parts, 1))
+    lead = part == 0
     # Full batches in a fixed order see the same inputs every epoch: gather them once.
     same_batch = batch_size >= n and orders.shape[0] == 1
     for e in range(losses.shape[0]):
         order = orders[e % orders.shape[0]]
-        if rates.shape[0] > 0:
-            hyper[H_LR] = rates[e]
+        if lead:
+            if rates.shape[0] > 0:
+                hyper[H_LR] = rates[e]
+            for l in range(layers.shape[0]):
+                norms[e, l] = 0.0
         total = 0.0
-        for l in range(layers.shape[0]):
-            norms[e, l] = 0.0
         n_batches = 0
         for start in range(0, n, batch_size):
             nb = min(batch_size, n - start)
@@ -315,62 +318,63 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
             seed = batch_seed(seeds[e], start) if drop > 0.0 else 0
             k = min(parts, nb // SPLIT_MIN_ROWS)
             gathered = same_batch and e > 0
+            loss = 0.0
             if k > 1:
-                # One slice of the batch per thread; the gradients and losses summed after.
-                for p in prange(k):
-                    lo = (nb * p) // k
-                    hi = (nb * (p + 1)) // k
-                    g = grad if p == 0 else grads[p - 1]
-                    part_losses[p] = batch_gradient(
-                        params, X, Y, SW, order, start + lo, hi - lo, layers, abufs[p],
-                        tmps[p], g, 1.0 / sw_sum, want_loss, stats, np.int64(TRAIN_UPDATE), 0.0,
-                        np.int64(0), gathered)
-                loss = part_losses[0]
-                for p in range(1, k):
-                    loss += part_losses[p]
-                    g = grads[p - 1]
-                    for i in range(g.shape[0]):
-                        grad[i] += g[i]
-            else:
+                # One slice of the batch per part; part 0 sums the gradients and losses.
+                if part < k:
+                    lo = (nb * part) // k
+                    hi = (nb * (part + 1)) // k
+                    g = grad if lead else grads[part - 1]
+                    part_losses[part] = batch_gradient(
+                        params, X, Y, SW, order, start + lo, hi - lo, layers, abufs[part],
+                        tmps[part], g, 1.0 / sw_sum, want_loss, stats, np.int64(TRAIN_UPDATE),
+                        0.0, np.int64(0), gathered)
+                if barrier(sync, parts):
+                    return -1
+                if lead:
+                    loss = part_losses[0]
+                    for p in range(1, k):
+                        loss += part_losses[p]
+                        g = grads[p - 1]
+                        for i in range(g.shape[0]):
+                            grad[i] += g[i]
+            elif lead:
                 loss = batch_gradient(params, X, Y, SW, order, start, nb, layers, abufs[0],
                                       tmps[0], grad, 1.0 / sw_sum, want_loss, stats,
                                       np.int64(TRAIN_UPDATE), drop, seed, gathered)
-            loss += l2_penalty(params, grad, layers, alpha, sw_sum)
-            total += loss * (nb / sw_sum)
-            add_weight_gradient_norms(grad, layers, norms[e])
-            n_batches += 1
-            clip(grad, hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE])
-            step(params, grad, kind, hyper, state)
-        losses[e] = total / n
-        for l in range(layers.shape[0]):
-            norms[e, l] /= max(n_batches, 1)
-        if stopping[0] >= 0.0:
-            if losses[e] <= stopping[2] - stopping[0]:
-                stopping[3] = 0.0
-            else:
-                stopping[3] += 1.0
-            if losses[e] < stopping[2]:
-                stopping[2] = losses[e]
-            if stopping[3] > stopping[1]:
-                return e + 1
+            if lead:
+                loss += l2_penalty(params, grad, layers, alpha, sw_sum)
+                total += loss * (nb / sw_sum)
+                add_weight_gradient_norms(grad, layers, norms[e])
+                n_batches += 1
+                clip(grad, hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE])
+                step(params, grad, kind, hyper, state)
+            # The next batch's passes read the weights just updated.
+            if barrier(sync, parts):
+                return -1
+        stop = False
+        if lead:
+            losses[e] = total / n
+            for l in range(layers.shape[0]):
+                norms[e, l] /= max(n_batches, 1)
+            if stopping[0] >= 0.0:
+                if losses[e] <= stopping[2] - stopping[0]:
+                    stopping[3] = 0.0
+                else:
+                    stopping[3] += 1.0
+                if losses[e] < stopping[2]:
+                    stopping[2] = losses[e]
+                stop = stopping[3] > stopping[1]
+        if parts > 1 and stopping[0] >= 0.0:
+            # Every part ends the call after the same epoch.
+            if stop:
+                atomic_store(sync, STOP, np.int64(1))
+            if barrier(sync, parts):
+                return -1
+            stop = atomic_load(sync, STOP) != 0
+        if stop:
+            return e + 1
     return losses.shape[0]
-
-
-def _compiled_twice(func):
-    """``func`` compiled as a plain kernel, and a copy named ``<name>_sliced`` compiled
-    ``parallel``, whose ``prange`` loops run on Numba's threads (in the plain one they
-    are loops).  Two kernels, because a ``parallel`` one cannot even be called in a
-    process forked from one that ran parallel work with GNU OpenMP (Numba ends it) and
-    costs a longer first compilation; the copy's own name keeps its cache files apart
-    (Numba names them after the function, and would otherwise mix the two)."""
-    copy = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_sliced",
-                              func.__defaults__, func.__closure__)
-    copy.__qualname__ = func.__qualname__ + "_sliced"
-    copy.__doc__ = func.__doc__
-    return njit(func), njit_parallel(copy)
-
-
-run_epochs, run_epochs_sliced = _compiled_twice(run_epochs)
 
 
 @njit
