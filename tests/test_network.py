@@ -1,4 +1,5 @@
 """Network's training against the NumPy reference, on each kernel path and dtype."""
+import os
 import pickle
 import subprocess
 import sys
@@ -146,7 +147,7 @@ def fit(_):
 
 if __name__ == "__main__":
     here = fit(None)
-    assert here[0] == 2 and network._WORKERS["pool"] is not None  # slices ran here
+    assert here[0] == 2 and network._WORKERS["threads"]  # slices ran here
     with multiprocessing.get_context("fork").Pool(1) as pool:
         child = pool.map(fit, [0], chunksize=1)[0]
     print(child[0], child[1] == here[1])
@@ -222,6 +223,29 @@ def test_a_failing_part_releases_the_others_and_keeps_the_weights(monkeypatch):
     monkeypatch.setattr(network, "run_epochs", real)
     net.fit(X, y, epochs=3, batch_size=64, n_threads=2, warm_start=True)
     assert net.n_iter_ == 4 and np.isfinite(net.get_params_vector()).all()
+
+
+def test_each_part_runs_on_its_own_cpu_and_the_callers_cpus_come_back(monkeypatch):
+    # The parts spin at their barriers: two on one CPU would wait for the balancer.
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        pytest.skip("needs two CPUs")
+    X, y = make_data(200, 5, 3, "softmax", seed=3)
+    net = fastbp.Network([5, 12, 3], output="softmax", dtype=np.float64, random_state=0)
+    real = network.run_epochs
+    seen = {}
+
+    def recording(*args):
+        seen[int(args[-3])] = os.sched_getaffinity(0)
+        return real(*args)
+
+    monkeypatch.setattr(network, "run_epochs", recording)
+    net.fit(X, y, epochs=2, batch_size=64, n_threads=2)
+    assert sorted(seen) == [0, 1]
+    assert all(len(cpus) == 1 for cpus in seen.values()) and seen[0] != seen[1]
+    assert os.sched_getaffinity(0) == allowed
+    # Fewer CPUs than parts: not pinned (the barrier yields its core instead).
+    assert network._cpus(len(allowed) + 1) is None
 
 
 def test_numbas_thread_count_is_respected_when_the_program_sets_it():

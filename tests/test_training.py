@@ -110,6 +110,28 @@ def test_l2_and_clipping_change_the_trajectory_as_their_formulas_say(rule, extra
     np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("rule", ["sgd", "adam"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_each_thread_updating_its_share_follows_the_same_rules(rule, threads):
+    # Batches of 24 rows cut in one slice per thread, and the update split in as many
+    # ranges of the flat vector (which cut through layers): the L2 term, both clippings
+    # (their norm summed across the ranges) and the step as the formulas say; the loss's
+    # L2 term and the layers' gradient norms summed across the ranges too.
+    net, X, y, Y = make_problem(n=60)
+    extra = dict(alpha=0.1, clip_norm=0.2, clip_value=0.05)
+    expected = numpy_training(net, X, Y, rule=rule, lrs=[0.05] * 3, batch_size=24, **extra)
+    with network._threads(threads):
+        assert network._split_parts(net, 24) == threads
+    net.fit(X, y, epochs=3, batch_size=24, learning_rate=0.05, optimizer=rule, shuffle=False,
+            n_threads=threads, **extra)
+    np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-10)
+    alone = make_problem(n=60)[0]
+    alone.fit(X, y, epochs=3, batch_size=24, learning_rate=0.05, optimizer=rule, shuffle=False,
+              n_threads=1, **extra)
+    np.testing.assert_allclose(net.loss_curve_, alone.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(net.gradient_norms_, alone.gradient_norms_, rtol=1e-12)
+
+
 def test_l2_term_is_in_the_loss():
     net, X, y, Y = make_problem()
     alpha = 0.7

@@ -22,7 +22,8 @@ from .dropout import apply_row, batch_seed
 from .dense import (bias_gradient, blas_forward, blas_weight_gradient, dense_backward,
                     dense_forward, use_blas)
 from .losses import loss_and_delta, output_activation
-from .optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, clip, l2_penalty, step
+from .optimizers import (H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, advance, clip_norm_scale,
+                         clip_values, l2_penalty, l2_range, step, weight_squares)
 from .sync import STOP, atomic_load, atomic_store, barrier
 
 
@@ -246,24 +247,9 @@ def weight_sum(SW, order, start, nb):
 
 
 @njit
-def add_weight_gradient_norms(grad, layers, acc):
-    """``acc[l] +=`` the L2 norm of layer ``l``'s weight gradient (biases left out).
-
-    Summed in the gradient's dtype (a diagnostic: float32's precision is plenty, and
-    the sum vectorizes twice as wide)."""
-    for l in range(layers.shape[0]):
-        w0 = layers[l, 3]
-        g = grad[w0:w0 + layers[l, 0] * layers[l, 1]]  # a slice, so the loop vectorizes
-        sq = grad.dtype.type(0)
-        for k in range(g.shape[0]):
-            sq += g[k] * g[k]
-        acc[l] += np.sqrt(np.float64(sq))
-
-
-@njit
 def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state, abufs, tmps,
                grad, parts, grads, rates, drop, seeds, losses, norms, want_loss, stats,
-               stopping, part, sync, part_losses):
+               stopping, part, sync, shared):
     """Train for ``losses.shape[0]`` epochs, updating ``params`` after every minibatch.
 
     Epoch ``e`` visits the rows ``orders[e % len(orders)]`` of ``X`` (all of them, or
@@ -291,12 +277,18 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     into up to ``parts`` slices, slice ``p`` to part ``p``: its forward and backward pass
     on the part's row of ``abufs`` and ``tmps`` (sized for
     ``max(ceil(batch_size / parts), 2 * SPLIT_MIN_ROWS)`` rows), its gradient into
-    ``grad`` (part 0) or ``grads[p - 1]``, its loss into ``part_losses[p]`` (``parts``
-    float64).  Part 0 then sums them and takes the step, and alone writes ``params``,
-    ``hyper``, ``state``, ``losses``, ``norms`` and ``stopping``.  The BLAS the parts
-    call must then be single-threaded.  ``parts`` = 1: one call, whole batches.
+    ``grad`` (part 0) or ``grads[p - 1]``.  Then each part updates its share of the
+    parameters (``parts`` consecutive ranges of the flat vector: the gradients summed,
+    the L2 term, clipping, the step); the sums the whole vector needs (the clipping norm,
+    the loss's L2 term, the layers' gradient norms) go through the part's row of
+    ``shared`` (float64, ``(parts, 3 + len(layers))``: the slice's loss, the share of the
+    L2 term, of the clipping's squares, of each layer's squares).  Part 0 alone writes
+    ``hyper``, ``losses``, ``norms`` and ``stopping``.  The BLAS the parts call must
+    then be single-threaded.  ``parts`` = 1: one call, whole batches.
     """
     n = orders.shape[1]
+    n_params = params.shape[0]
+    n_layers = layers.shape[0]
     alpha = hyper[H_ALPHA]
     lead = part == 0
     # Full batches in a fixed order see the same inputs every epoch: gather them once.
@@ -318,38 +310,66 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
             seed = batch_seed(seeds[e], start) if drop > 0.0 else 0
             k = min(parts, nb // SPLIT_MIN_ROWS)
             gathered = same_batch and e > 0
-            loss = 0.0
+            mine = shared[part]
+            mine[0] = 0.0
             if k > 1:
-                # One slice of the batch per part; part 0 sums the gradients and losses.
+                # One slice of the batch per part.
                 if part < k:
                     lo = (nb * part) // k
                     hi = (nb * (part + 1)) // k
                     g = grad if lead else grads[part - 1]
-                    part_losses[part] = batch_gradient(
+                    mine[0] = batch_gradient(
                         params, X, Y, SW, order, start + lo, hi - lo, layers, abufs[part],
                         tmps[part], g, 1.0 / sw_sum, want_loss, stats, np.int64(TRAIN_UPDATE),
                         0.0, np.int64(0), gathered)
-                if barrier(sync, parts):
-                    return -1
-                if lead:
-                    loss = part_losses[0]
-                    for p in range(1, k):
-                        loss += part_losses[p]
-                        g = grads[p - 1]
-                        for i in range(g.shape[0]):
-                            grad[i] += g[i]
             elif lead:
-                loss = batch_gradient(params, X, Y, SW, order, start, nb, layers, abufs[0],
-                                      tmps[0], grad, 1.0 / sw_sum, want_loss, stats,
-                                      np.int64(TRAIN_UPDATE), drop, seed, gathered)
+                mine[0] = batch_gradient(params, X, Y, SW, order, start, nb, layers, abufs[0],
+                                         tmps[0], grad, 1.0 / sw_sum, want_loss, stats,
+                                         np.int64(TRAIN_UPDATE), drop, seed, gathered)
+            if barrier(sync, parts):
+                return -1
+            # The update, each part on its share lo:hi of the flat vectors: the slices'
+            # gradients summed, the L2 term, the norms' and the clipping's sums of squares.
+            lo = (n_params * part) // parts
+            hi = (n_params * (part + 1)) // parts
+            if k > 1:
+                gp = grad[lo:hi]
+                for q in range(1, k):
+                    g = grads[q - 1][lo:hi]
+                    for i in range(g.shape[0]):
+                        gp[i] += g[i]
+            mine[1] = l2_range(params, grad, layers, alpha, sw_sum, lo, hi)
+            weight_squares(grad, layers, lo, hi, mine[3:])
+            mine[2] = clip_values(grad[lo:hi], hyper[H_CLIP_VALUE], hyper[H_CLIP_NORM])
             if lead:
-                loss += l2_penalty(params, grad, layers, alpha, sw_sum)
+                advance(kind, hyper)
+            if barrier(sync, parts):
+                return -1
+            sq = 0.0
+            for q in range(parts):
+                sq += shared[q, 2]
+            factor = clip_norm_scale(sq, hyper[H_CLIP_NORM])
+            if factor != 1.0:
+                gp = grad[lo:hi]
+                f = gp.dtype.type(factor)
+                for i in range(gp.shape[0]):
+                    gp[i] *= f
+            step(params, grad, kind, hyper, state, lo, hi)
+            if lead:
+                loss = shared[0, 0]
+                for q in range(1, parts):
+                    loss += shared[q, 0]
+                for q in range(parts):
+                    loss += shared[q, 1]
                 total += loss * (nb / sw_sum)
-                add_weight_gradient_norms(grad, layers, norms[e])
+                for l in range(n_layers):
+                    sq = 0.0
+                    for q in range(parts):
+                        sq += shared[q, 3 + l]
+                    norms[e, l] += np.sqrt(sq)
                 n_batches += 1
-                clip(grad, hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE])
-                step(params, grad, kind, hyper, state)
-            # The next batch's passes read the weights just updated.
+            # The next batch's passes read the weights just updated, and the parts write
+            # their rows of ``shared`` again.
             if barrier(sync, parts):
                 return -1
         stop = False

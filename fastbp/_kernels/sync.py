@@ -12,8 +12,10 @@ of those costs.
 The counters live in an int64 array ``sync`` (``SYNC_SIZE`` entries) read and written
 with atomic instructions (Numba intrinsics); a waiting thread spins, and after
 ``SPINS`` turns gives its core away (``sched_yield``) at each turn, so that more threads
-than cores still make progress.  ``sync[ABORT]`` set (by Python, when a thread's call
-failed) releases every waiting thread: ``barrier`` returns True and the kernel returns.
+than cores still make progress.  Spinning threads must each have their own core:
+``network._run_parts`` pins each part to one CPU for the call.  ``sync[ABORT]`` set (by
+Python, when a thread's call failed) releases every waiting thread: ``barrier`` returns
+True and the kernel returns.
 """
 import ctypes
 
@@ -32,9 +34,10 @@ STOP = 2
 ABORT = 3
 SYNC_SIZE = 4
 
-#: Turns a waiting thread spins before it starts yielding its core at each turn: a
-#: few microseconds, longer than a barrier takes when every thread has a core.
-SPINS = 100_000
+#: Turns a waiting thread spins before it starts yielding its core at each turn: a few
+#: microseconds.  Measured on 2 cores (tiny and small workloads, parts pinned): 100,000
+#: turns no faster; unpinned, the longer the spin the slower (two parts sharing a CPU).
+SPINS = 2000
 
 # The kernels call the external symbol; bound here, at import, so cached kernels
 # stay valid (as ``blas`` does for its products).
