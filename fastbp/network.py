@@ -921,11 +921,11 @@ def _run_parts(parts, args):
         return run_epochs(*args, np.int64(0), sync, shared)
     with _WORKERS_LOCK:
         workers = _workers(parts - 1)
-        cpus = _cpus(parts)
+        cpus = _Cpus.for_parts(parts)
         for p, worker in enumerate(workers[:parts - 1], start=1):
-            worker.jobs.put((cpus and cpus[p], (args, np.int64(p), sync, shared)))
+            worker.jobs.put((cpus, (args, np.int64(p), sync, shared)))
         try:
-            with _pinned(cpus and cpus[0]):
+            with _pinned(cpus):
                 ran = _run_part(args, np.int64(0), sync, shared)
         finally:
             # (every part returns: a failed one set the abort flag, which releases the others)
@@ -957,9 +957,9 @@ class _Worker:
 
     def _serve(self):
         while True:
-            cpu, job = self.jobs.get()
+            cpus, job = self.jobs.get()
             try:
-                with _pinned(cpu):
+                with _pinned(cpus):
                     _run_part(*job)
             except BaseException as exc:  # (raised in the caller's thread)
                 self.done.put(exc)
@@ -967,29 +967,74 @@ class _Worker:
                 self.done.put(None)
 
 
-def _cpus(parts):
-    """One CPU for each part of a sliced call, out of those this thread may run on; None when
-    there are fewer than ``parts`` (or the platform cannot pin threads).
+class _Cpus:
+    """The CPUs the parts of one sliced call take, one each (``_pinned``).
 
     The parts wait for each other spinning, so two of them must not share a CPU: Linux
     woke the worker threads on the CPU of the thread that woke them, where they waited
-    for a core behind a spinning part until the balancer moved them (the tiny workload
-    ran at 0.06-0.13 ms per epoch, 0.035-0.04 pinned, 2 cores)."""
+    behind a spinning part until the balancer moved them (the tiny workload ran at
+    0.06-0.13 ms per epoch, 0.035-0.04 pinned, 2 cores).  Each part keeps the CPU it is
+    running on when that one is free (the scheduler chose it, which spreads the processes
+    of a machine), else takes the first free one it may run on."""
+
+    def __init__(self, allowed):
+        self.allowed = allowed
+        self.taken = set()
+        self.lock = threading.Lock()
+
+    @classmethod
+    def for_parts(cls, parts):
+        """None when this thread may run on fewer than ``parts`` CPUs, or where threads cannot
+        be pinned (not Linux): the parts are then left where the scheduler puts them."""
+        if _CURRENT_CPU is None:
+            return None
+        try:
+            allowed = sorted(os.sched_getaffinity(0))
+        except OSError:
+            return None
+        return cls(allowed) if len(allowed) >= parts else None
+
+    def take(self):
+        """A free CPU for the calling thread, marked taken."""
+        with self.lock:
+            cpu = _CURRENT_CPU()
+            if cpu in self.taken or cpu not in self.allowed:
+                cpu = next(c for c in self.allowed if c not in self.taken)
+            self.taken.add(cpu)
+            return cpu
+
+
+def _current_cpu_function():
+    """glibc's ``sched_getcpu``, or None where it or ``os.sched_setaffinity`` is missing."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
     try:
-        allowed = sorted(os.sched_getaffinity(0))
+        import ctypes
+
+        getcpu = ctypes.CDLL(None).sched_getcpu
     except (AttributeError, OSError):
         return None
-    return allowed[:parts] if len(allowed) >= parts else None
+    getcpu.restype = ctypes.c_int
+    getcpu.argtypes = []
+    return getcpu
+
+
+_CURRENT_CPU = _current_cpu_function()
 
 
 @contextlib.contextmanager
-def _pinned(cpu):
-    """This thread on CPU ``cpu`` only inside (None: as it is), its CPUs restored after."""
-    if cpu is None:
+def _pinned(cpus):
+    """This thread on one CPU of ``cpus`` (a ``_Cpus``; None: as it is) inside, its CPUs
+    restored after.  Where pinning fails (the CPUs changed under the process), as it is."""
+    if cpus is None:
         yield
         return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
+    try:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpus.take()})
+    except (OSError, StopIteration):
+        yield
+        return
     try:
         yield
     finally:

@@ -245,7 +245,17 @@ def test_each_part_runs_on_its_own_cpu_and_the_callers_cpus_come_back(monkeypatc
     assert all(len(cpus) == 1 for cpus in seen.values()) and seen[0] != seen[1]
     assert os.sched_getaffinity(0) == allowed
     # Fewer CPUs than parts: not pinned (the barrier yields its core instead).
-    assert network._cpus(len(allowed) + 1) is None
+    assert network._Cpus.for_parts(len(allowed) + 1) is None
+
+
+def test_a_part_keeps_its_cpu_when_free_else_takes_the_first_free(monkeypatch):
+    # (the scheduler's choice spreads the processes of a machine; pinning every call to
+    # the first CPUs would pile them up there)
+    monkeypatch.setattr(network, "_CURRENT_CPU", lambda: 2)
+    cpus = network._Cpus([0, 1, 2, 3])
+    assert [cpus.take(), cpus.take(), cpus.take()] == [2, 0, 1]
+    cpus = network._Cpus([0, 1, 3])  # running on a CPU the thread may not keep
+    assert cpus.take() == 0
 
 
 def test_numbas_thread_count_is_respected_when_the_program_sets_it():
