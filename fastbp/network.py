@@ -814,6 +814,10 @@ class _Trainer:
         rows = batch if self.parts == 1 else max(-(-batch // self.parts),
                                                  2 * _config.SPLIT_MIN_ROWS)
         abuf_len, tmp_len = net._buffer_sizes(rows)
+        # Whether a slice calls BLAS (past the loops' line a layer takes BLAS or the tiles,
+        # which leave their edges to BLAS; the line rises with the rows, at most ``rows``).
+        self.slices_call_blas = self.parts > 1 and any(
+            _past_loops(n_in, n_out, rows) for n_in, n_out in zip(net.layers[:-1], net.layers[1:]))
         self.abufs = np.empty((self.parts, abuf_len), dtype=net.dtype)
         self.tmps = np.empty((self.parts, tmp_len), dtype=net.dtype)
         self.grad = np.empty_like(net._params)
@@ -825,8 +829,9 @@ class _Trainer:
         # BLAS single-threaded for the whole block, not call by call: restored to two
         # threads in between, OpenBLAS's workers (woken by the weights' probe) kept
         # spinning into the next call and took a core from its slices: 20,000 x 100 epochs
-        # ran at 84 ms against 40 ms.
-        self._blas = _single_threaded_blas(self.parts > 1)
+        # ran at 84 ms against 40 ms.  Slices that never call BLAS leave it alone (each
+        # limit and restore costs about 0.1 ms, a fit's first one the library scan's 2 ms).
+        self._blas = _single_threaded_blas(self.slices_call_blas)
         self._blas.__enter__()
         return self
 
@@ -896,6 +901,14 @@ class _Trainer:
 _NO_RATES = np.empty(0, dtype=np.float64)
 # (a negative tol: no stopping rule, and the kernel leaves the array alone)
 _NO_STOPPING = np.array([-1.0, 0.0, np.inf, 0.0])
+
+
+def _past_loops(n_in, n_out, nb):
+    """``_kernels.dense.past_loops`` in Python (a kernel call would load one more compiled
+    function at a first fit): whether a layer takes BLAS or the tiles rather than the
+    fused loops."""
+    return (min(n_in, n_out) >= _config.BLAS_MIN_WIDTH
+            and n_in * n_out * nb >= _config.BLAS_MIN_WORK)
 
 
 def _split_parts(net, batch):

@@ -1,4 +1,5 @@
 """Network's training against the NumPy reference, on each kernel path and dtype."""
+import itertools
 import os
 import pickle
 import subprocess
@@ -256,6 +257,24 @@ def test_a_part_keeps_its_cpu_when_free_else_takes_the_first_free(monkeypatch):
     assert [cpus.take(), cpus.take(), cpus.take()] == [2, 0, 1]
     cpus = network._Cpus([0, 1, 3])  # running on a CPU the thread may not keep
     assert cpus.take() == 0
+
+
+def test_blas_is_single_threaded_only_while_slices_call_it():
+    from threadpoolctl import threadpool_info
+
+    from fastbp._kernels.dense import past_loops
+
+    for n_in, n_out, nb in itertools.product([1, 4, 8, 16, 100], [1, 7, 8, 64], [1, 16, 64, 200]):
+        assert network._past_loops(n_in, n_out, nb) == past_loops(n_in, n_out, nb)
+    X, y = make_data(128, 2, 1, "sigmoid", seed=4)
+    blas = [i["filepath"] for i in threadpool_info() if i["user_api"] == "blas"]
+    for layers, single in (([2, 10, 1], False), ([2, 64, 64, 1], True)):  # loops; tiles
+        seen = []
+        net = fastbp.Network(layers, output="sigmoid", dtype=np.float64, random_state=0)
+        net.fit(X, y, epochs=1, batch_size=64, n_threads=2, callbacks=[lambda e, m: seen.append(
+            [i["num_threads"] for i in threadpool_info() if i["filepath"] in blas])])
+        # (n_threads=2 sets BLAS to 2 threads for the fit, the slices' limit to 1 within)
+        assert seen == [[1 if single else 2] * len(blas)], layers
 
 
 def test_numbas_thread_count_is_respected_when_the_program_sets_it():
