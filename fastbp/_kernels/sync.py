@@ -46,60 +46,63 @@ binding.add_symbol(_YIELD, ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_v
 _sched_yield = types.ExternalFunction(_YIELD, types.int32())
 
 
-def _int64_array(arr):
-    return isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1
+def _accepts(arr, idx, value=None):
+    """Whether the intrinsics below take these argument types: a 1-D int64 array, an integer
+    index and, for those that write, an integer value."""
+    return (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1
+            and isinstance(idx, types.Integer)
+            and (value is None or isinstance(value, types.Integer)))
 
 
-def _address(context, builder, aryty, ary, idx):
-    return cgutils.get_item_pointer(context, builder, aryty,
-                                    context.make_array(aryty)(context, builder, ary), [idx])
+def _operands(context, builder, sig, args):
+    """The element's address and, for the intrinsics that write, the value as int64."""
+    aryty = sig.args[0]
+    ptr = cgutils.get_item_pointer(context, builder, aryty,
+                                   context.make_array(aryty)(context, builder, args[0]),
+                                   [args[1]])
+    if len(args) < 3:
+        return ptr, None
+    return ptr, context.cast(builder, args[2], sig.args[2], types.int64)
 
 
 @intrinsic
 def atomic_add(typingctx, arr, idx, value):
     """``arr[idx] += value`` atomically (sequentially consistent); returns the old value."""
-    if not (_int64_array(arr) and isinstance(idx, types.Integer)
-            and isinstance(value, types.Integer)):
+    if not _accepts(arr, idx, value):
         return None
-    sig = types.int64(arr, idx, value)
 
     def codegen(context, builder, sig, args):
-        ptr = _address(context, builder, sig.args[0], args[0], args[1])
-        v = context.cast(builder, args[2], sig.args[2], types.int64)
+        ptr, v = _operands(context, builder, sig, args)
         return builder.atomic_rmw("add", ptr, v, "seq_cst")
 
-    return sig, codegen
+    return types.int64(arr, idx, value), codegen
 
 
 @intrinsic
 def atomic_load(typingctx, arr, idx):
     """``arr[idx]``, read atomically with acquire ordering."""
-    if not (_int64_array(arr) and isinstance(idx, types.Integer)):
+    if not _accepts(arr, idx):
         return None
-    sig = types.int64(arr, idx)
 
     def codegen(context, builder, sig, args):
-        ptr = _address(context, builder, sig.args[0], args[0], args[1])
+        ptr, _ = _operands(context, builder, sig, args)
         return builder.load_atomic(ptr, "acquire", 8)
 
-    return sig, codegen
+    return types.int64(arr, idx), codegen
 
 
 @intrinsic
 def atomic_store(typingctx, arr, idx, value):
     """``arr[idx] = value``, written atomically with release ordering."""
-    if not (_int64_array(arr) and isinstance(idx, types.Integer)
-            and isinstance(value, types.Integer)):
+    if not _accepts(arr, idx, value):
         return None
-    sig = types.void(arr, idx, value)
 
     def codegen(context, builder, sig, args):
-        ptr = _address(context, builder, sig.args[0], args[0], args[1])
-        v = context.cast(builder, args[2], sig.args[2], types.int64)
+        ptr, v = _operands(context, builder, sig, args)
         builder.store_atomic(v, ptr, "release", 8)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return types.void(arr, idx, value), codegen
 
 
 @njit
