@@ -54,8 +54,8 @@ TILE_MAX_BATCH = 64
 #: With two or more threads (``network._thread_count``), a minibatch of at least
 #: ``2 * SPLIT_MIN_ROWS`` rows whose work (rows x parameters) is at most ``SPLIT_MAX_WORK`` is
 #: cut into one slice per thread, each slice's forward and backward pass on its own core with
-#: single-threaded BLAS, and the gradients summed (no batch normalization or dropout: those need the whole batch, or its
-#: positions).  Measured per epoch against whole batches with two-threaded BLAS, 2 cores
+#: single-threaded BLAS, and the gradients summed (no batch normalization or dropout: those
+#: need the whole batch, or its positions).  Measured per epoch against whole batches with two-threaded BLAS, 2 cores
 #: (``benchmarks/scripts/bench_split.py``, slices in Python threads): 64-100-10 float64 on
 #: batches of 200 1.57x faster, 100-100-4 1.60x, the ``tiny`` workload 1.41x, ``small``
 #: 1.28x; ``medium`` (128 rows x 235k parameters) 0.92x and ``large`` (256 x 6.3M) 0.89x,

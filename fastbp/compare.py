@@ -276,8 +276,8 @@ def cold_start_seconds(cache_dir=None):
 
     With ``cache_dir``, Numba's cache is that folder (``NUMBA_CACHE_DIR``) instead of its
     default.  Python may write its bytecode cache (``PYTHONDONTWRITEBYTECODE`` is removed
-    from the child's environment), as it does for a package installed by pip.  Returns ``(seconds, process_seconds)``: the time from ``import fastbp`` to
-    the end of the fit, measured in the child (the interpreter's start, ``import numpy``
+    from the child's environment), as it does for a package installed by pip.  Returns
+    ``(seconds, process_seconds)``: the time from ``import fastbp`` to the end of the fit, measured in the child (the interpreter's start, ``import numpy``
     and making the data are not counted), and the whole child process's wall time.
     """
     w = peers.workload("tiny")

@@ -1090,8 +1090,8 @@ _THREAD_COUNT = threading.local()
 
 @contextlib.contextmanager
 def _single_threaded_blas(active):
-    """BLAS on one thread inside, when ``active`` (the kernel's slices run on Numba's
-    threads, one each; OpenBLAS threads of their own would oversubscribe the cores)."""
+    """BLAS on one thread inside, when ``active`` (the kernel's slices run in threads of
+    their own, one per core; OpenBLAS threads of their own would oversubscribe the cores)."""
     if not active:
         yield
         return

@@ -2,8 +2,6 @@
 import itertools
 import os
 import pickle
-import subprocess
-import sys
 
 import numba
 import numpy as np
@@ -131,7 +129,7 @@ print("ok")
 
 
 def test_four_slices_and_a_last_batch_cut_in_fewer_equal_one_thread():
-    # Four Numba threads (more than this machine may have: only the sums' order changes):
+    # Four threads (more than this machine may have: only the sums' order changes):
     # batches of 64 in four slices of 16, the last batch of 20 rows in two of 10.
     assert run_child(SLICES, NUMBA_NUM_THREADS="4") == "ok"
 
@@ -155,15 +153,10 @@ if __name__ == "__main__":
 """
 
 
-def test_a_forked_child_trains_with_slices(tmp_path):
+def test_a_forked_child_trains_with_slices():
     # The parent's worker threads are not in a forked child: it starts its own, and
     # trains the same weights.
-    script = tmp_path / "forked.py"
-    script.write_text(FORKED)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "2 True"
+    assert run_child(FORKED) == "2 True"
 
 
 CONCURRENT = """

@@ -298,7 +298,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
         if lead:
             if rates.shape[0] > 0:
                 hyper[H_LR] = rates[e]
-            for l in range(layers.shape[0]):
+            for l in range(n_layers):
                 norms[e, l] = 0.0
         total = 0.0
         n_batches = 0
@@ -375,7 +375,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
         stop = False
         if lead:
             losses[e] = total / n
-            for l in range(layers.shape[0]):
+            for l in range(n_layers):
                 norms[e, l] /= max(n_batches, 1)
             if stopping[0] >= 0.0:
                 if losses[e] <= stopping[2] - stopping[0]:
