@@ -104,7 +104,7 @@ class NeuralNetwork:
         order = np.arange(n, dtype=np.int64).reshape(1, n)
         net._hyper[H_LR] = learning_rate
         try:
-            with _Trainer(net, X, Y, SW, n) as trainer:
+            with _Trainer(net, X, Y, SW, n, call_rows=epochs * n) as trainer:
                 trainer.run(order, epochs, want_loss=False)
         except DivergenceError:
             # All the epochs ran in one kernel call, without computing the loss: say what

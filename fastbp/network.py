@@ -438,14 +438,16 @@ class Network:
         # dominate small networks.
         batched = (val is None and not early_stopping and not callbacks and bar is None
                    and not isinstance(sched, Adaptive))
-        trainer = _Trainer(self, X, Y, SW, min(batch_size, n_train), train_rows)
+        per_call = _epochs_per_call(epochs, n_train, params.size) if batched else 1
+        trainer = _Trainer(self, X, Y, SW, min(batch_size, n_train), train_rows,
+                           call_rows=per_call * n_train)
         done = 0
-        history = self._history()
+        history = self._history(shuffle)
         try:
             with trainer, _ctrl_c_after_epoch() as interrupted:
                 while done < epochs:
                     if done:  # the last commit's (taken here, so a fit's last costs none)
-                        history = self._history()
+                        history = self._history(shuffle)
                     k = _epochs_per_call(epochs - done, n_train, params.size) if batched else 1
                     if k > 1:
                         orders, rates = self._plan_epochs(k, train_rows, shuffle, lr0, sched,
@@ -528,13 +530,15 @@ class Network:
             params[:] = best_params[0]
             self._stats[:] = best_params[1]
 
-    def _history(self):
-        """What an epoch adds to the history, as it stands (see ``_restore_history``)."""
+    def _history(self, shuffle=True):
+        """What an epoch adds to the history, as it stands (see ``_restore_history``);
+        without ``shuffle`` (no epoch draws from the generator), not the generator's state,
+        which takes 45 us to read."""
         return (self.n_iter_, self.t_, self._epoch, self._lr, self._no_improvement,
                 self.best_loss_, self.best_validation_score_, self._dropout_epochs,
                 len(self.loss_curve_), len(self._gradient_norms), len(self.validation_scores_),
                 # (the dict form: a third cheaper than the legacy tuple)
-                self._rng.get_state(legacy=False),
+                self._rng.get_state(legacy=False) if shuffle else None,
                 None if self._perm is None else self._perm.copy())
 
     def _restore_history(self, h):
@@ -545,7 +549,8 @@ class Network:
         self._perm = None if perm is None else perm.copy()  # shuffles permute it in place
         del self.loss_curve_[n_loss:], self._gradient_norms[n_norms:]
         del self.validation_scores_[n_scores:]
-        self._rng.set_state(rng)
+        if rng is not None:
+            self._rng.set_state(rng)
 
     def _redraw(self, h, k, train_rows):
         """The generator and the visiting order back to those of the history ``h`` (its
@@ -801,15 +806,17 @@ class _Trainer:
 
     On an exception inside its ``with`` block the weights go back to those of the
     last committed epoch.  ``rows``: the training rows, of which the first batch probes
-    the weights after each kernel call (None: no probe; the outputs of a sigmoid or softmax
-    network are finite whenever its weights are).
+    the weights at the end of each kernel call (None: no probe; the outputs of a sigmoid or
+    softmax network are finite whenever its weights are).  ``call_rows``: the rows each
+    kernel call trains on, for the slicing rule (``_split_parts``).
     """
 
-    def __init__(self, net, X, Y, SW, batch, rows=None):
+    def __init__(self, net, X, Y, SW, batch, rows=None, call_rows=None):
         self.net, self.X, self.Y, self.SW = net, X, Y, SW
         self.batch = batch
-        self.probe = None if rows is None else X[rows[:batch]]
-        self.parts = _split_parts(net, batch)
+        self.probe = _NO_ROWS if rows is None else np.ascontiguousarray(rows[:batch],
+                                                                         dtype=np.int64)
+        self.parts = _split_parts(net, batch, call_rows)
         # (rows of the buffers: one per slice of a batch, see run_epochs)
         rows = batch if self.parts == 1 else max(-(-batch // self.parts),
                                                  2 * _config.SPLIT_MIN_ROWS)
@@ -827,9 +834,9 @@ class _Trainer:
 
     def __enter__(self):
         # BLAS single-threaded for the whole block, not call by call: restored to two
-        # threads in between, OpenBLAS's workers (woken by the weights' probe) kept
-        # spinning into the next call and took a core from its slices: 20,000 x 100 epochs
-        # ran at 84 ms against 40 ms.  Slices that never call BLAS leave it alone (each
+        # threads in between, OpenBLAS's workers (woken by what ran between the calls)
+        # kept spinning into the next call and took a core from its slices: 20,000 x 100
+        # epochs ran at 84 ms against 40 ms.  Slices that never call BLAS leave it alone (each
         # limit and restore costs about 0.1 ms, a fit's first one the library scan's 2 ms).
         self._blas = _single_threaded_blas(self.slices_call_blas)
         self._blas.__enter__()
@@ -876,19 +883,19 @@ class _Trainer:
         seeds = net._dropout_seed + net._dropout_epochs + np.arange(n_epochs, dtype=np.int64)
         if self.parts > 1 and getattr(self, "_blas", None) is None:
             raise RuntimeError("_Trainer.run with slices needs the trainer's with block")
-        ran = _run_parts(self.parts, (
+        ran, shared = _run_parts(self.parts, (
             params, self.X, self.Y, self.SW, orders, net._table, self.batch,
             net._optimizer.kind, net._hyper, net._opt_state, self.abufs, self.tmps, self.grad,
             self.parts, self.grads, _NO_RATES if rates is None else rates, net.dropout, seeds,
             losses, self.norms, want_loss, net._stats,
-            _NO_STOPPING if stopping is None else stopping))
+            _NO_STOPPING if stopping is None else stopping, self.probe))
         if ran < n_epochs:
             losses, self.norms = losses[:ran], self.norms[:ran]
         # Each epoch's loss is taken before each batch's update, so the last update of the
         # call is seen only in the weights, and in the outputs they give a batch of rows.
+        # (the kernel counted the probe's non-finite outputs into ``shared[:, 0]``)
         if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))
-                and (self.probe is None
-                     or np.isfinite(net._forward(self.probe, check=False)).all())):
+                and not shared[:, 0].any()):
             raise DivergenceError(
                 f"training diverged (loss {float(losses[-1])!r}): the loss, the weights or "
                 f"the outputs on the training data became non-finite. The learning rate "
@@ -899,6 +906,7 @@ class _Trainer:
 
 
 _NO_RATES = np.empty(0, dtype=np.float64)
+_NO_ROWS = np.empty(0, dtype=np.int64)
 # (a negative tol: no stopping rule, and the kernel leaves the array alone)
 _NO_STOPPING = np.array([-1.0, 0.0, np.inf, 0.0])
 
@@ -911,10 +919,16 @@ def _past_loops(n_in, n_out, nb):
             and n_in * n_out * nb >= _config.BLAS_MIN_WORK)
 
 
-def _split_parts(net, batch):
+def _split_parts(net, batch, call_rows=None):
     """Into how many slices, one per thread (``_thread_count``), the kernel cuts a minibatch
-    of ``batch`` rows (1: none; the rule and its measurements: ``_config.SPLIT_MAX_WORK``)."""
+    of ``batch`` rows (1: none; the rule and its measurements: ``_config.SPLIT_MAX_WORK``).
+    ``call_rows``: the rows each kernel call trains on (epochs x samples), when known;
+    calls with too little work for the threads' hand-over are not cut
+    (``_config.SPLIT_MIN_CALL_WORK``)."""
     if net.batch_norm or net.dropout > 0 or batch * net._params.size > _config.SPLIT_MAX_WORK:
+        return 1
+    if (call_rows is not None and call_rows * (net._params.size + _config.SPLIT_ROW_COST)
+            < _config.SPLIT_MIN_CALL_WORK):
         return 1
     return max(1, min(_thread_count(), batch // _config.SPLIT_MIN_ROWS))
 
@@ -922,7 +936,7 @@ def _split_parts(net, batch):
 def _run_parts(parts, args):
     """``run_epochs(*args, part, sync, shared)`` in ``parts`` threads at once: part 0
     in this one, the others in the process's worker threads (see ``_kernels.sync``).
-    Returns the epochs run.
+    Returns the epochs run and ``shared`` (the probe's counts in its first column).
 
     One sliced call at a time in a process: with calls from several Python threads
     sharing the workers, one call's parts could wait for workers held by another's, each
@@ -931,7 +945,7 @@ def _run_parts(parts, args):
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     shared = np.zeros((parts, 3 + args[5].shape[0]), dtype=np.float64)  # (args[5]: layers)
     if parts == 1:
-        return run_epochs(*args, np.int64(0), sync, shared)
+        return run_epochs(*args, np.int64(0), sync, shared), shared
     with _WORKERS_LOCK:
         workers = _workers(parts - 1)
         cpus = _Cpus.for_parts(parts)
@@ -946,7 +960,7 @@ def _run_parts(parts, args):
         for error in errors:
             if error is not None:
                 raise error
-    return ran
+    return ran, shared
 
 
 def _run_part(args, part, sync, shared):

@@ -43,6 +43,16 @@ def targets_2d(y, n_out, output, dtype=np.float64):
     return np.asarray(y, dtype=dtype).reshape(len(y), -1)
 
 
+@pytest.fixture(autouse=True)
+def _slices_even_for_small_calls(monkeypatch):
+    """The tests exercise the sliced kernel path on small data, in fits whose kernel calls
+    the work rule (``_config.SPLIT_MIN_CALL_WORK``) would otherwise run on one thread; the
+    rule's own test sets it back."""
+    from fastbp import _config
+
+    monkeypatch.setattr(_config, "SPLIT_MIN_CALL_WORK", 0)
+
+
 @pytest.fixture
 def rng():
     return np.random.RandomState(12345)

@@ -107,9 +107,33 @@ def test_batches_are_cut_only_where_the_whole_batch_is_not_needed():
         assert network._split_parts(fastbp.Network([1024, 2048, 10]), 256) == 1
 
 
+def test_calls_with_too_little_work_for_the_hand_over_are_not_cut(monkeypatch):
+    # Handing the slices to the worker threads costs about 0.14 ms a call: a call
+    # with less work than SPLIT_MIN_CALL_WORK runs whole on one thread.
+    monkeypatch.setattr(_config, "SPLIT_MIN_CALL_WORK", 2 ** 22)
+    net = fastbp.Network([8, 16, 2], output="softmax", dtype=np.float64, random_state=0)
+    work = net.get_params_vector().size + _config.SPLIT_ROW_COST  # per row: 178 + 128
+    with network._threads(2):
+        assert network._split_parts(net, 64) == 2  # (the calls' size unknown)
+        assert network._split_parts(net, 64, call_rows=2 ** 22 // work) == 1
+        assert network._split_parts(net, 64, call_rows=2 ** 22 // work + 1) == 2
+    X, y = make_data(400, 8, 2, "softmax", seed=4)
+    real, parts = network.run_epochs, []
+
+    def recording(*args):
+        parts.append(int(args[13]))  # (run_epochs' ``parts``)
+        return real(*args)
+
+    monkeypatch.setattr(network, "run_epochs", recording)
+    net.fit(X, y, epochs=1, batch_size=64, n_threads=2)  # 400 rows in the call
+    net.fit(X, y, epochs=100, batch_size=64, n_threads=2)  # 100 epochs in one call
+    assert parts == [1, 2, 2]
+
+
 SLICES = """
 import numpy as np, numba, fastbp
 from fastbp import network
+fastbp._config.SPLIT_MIN_CALL_WORK = 0  # (slices even for calls this small)
 assert numba.config.NUMBA_NUM_THREADS == 4
 rng = np.random.default_rng(0)
 X = rng.standard_normal((3 * 64 + 20, 6)); y = rng.integers(0, 3, len(X))
@@ -137,6 +161,7 @@ def test_four_slices_and_a_last_batch_cut_in_fewer_equal_one_thread():
 FORKED = """
 import multiprocessing, numpy as np, fastbp
 from fastbp import network
+fastbp._config.SPLIT_MIN_CALL_WORK = 0  # (slices even for calls this small)
 
 def fit(_):
     X = np.random.default_rng(1).standard_normal((64, 4)); y = (X[:, 0] > 0).astype(float)
@@ -162,6 +187,7 @@ def test_a_forked_child_trains_with_slices():
 CONCURRENT = """
 import threading, numpy as np, fastbp
 from fastbp import network
+fastbp._config.SPLIT_MIN_CALL_WORK = 0  # (slices even for calls this small)
 X = np.random.default_rng(2).standard_normal((256, 6)); y = (X[:, 0] > 0).astype(float)
 
 def fit(seed, out):

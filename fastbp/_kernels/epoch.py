@@ -174,6 +174,33 @@ def finish_hidden(layers, l, Z, keep, A, ia, a_rows, nb, drop, seed):
 
 
 @njit
+def forward_rows(params, X, order, start, nb, layers, abuf, stats, mode, drop, seed, gathered):
+    """Forward pass over the rows ``order[start:start+nb]`` of ``X`` (gathered into ``abuf``
+    unless ``gathered``: already in place); returns the offset of the output logits in
+    ``abuf``.  ``mode``, ``drop``, ``seed``: as in ``forward_batch``."""
+    n_layers = layers.shape[0]
+    n_in0 = layers[0, 0]
+    first = np.int64(0)  # (see _RUNTIME)
+    if rows_first(layers, nb):
+        # Sample-major rows: the copy is contiguous (a transposing gather of a wide
+        # input costs as much as a GEMM), and BLAS reads the block as its transpose.
+        if not gathered:
+            gather_rows(X, order, start, nb, abuf)
+        keep0 = pre_block(layers, abuf, nb, first, n_in0 * nb)
+        blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], abuf, first,
+                     np.bool_(True), abuf[n_in0 * nb:], nb,
+                     layers[0, 2] if n_layers > 1 else IDENTITY, keep0, layers[0, 6], mode,
+                     bn_block(layers, abuf, nb, first), stats, layers[0, 7])
+        if n_layers > 1 and keeps_separately(layers, first):
+            finish_hidden(layers, first, abuf[n_in0 * nb:], keep0, abuf, first, np.bool_(True),
+                          nb, drop, seed)
+        return forward_batch(params, layers, abuf, nb, stats, mode, first + 1, drop, seed)
+    if not gathered:
+        gather(X, order, start, nb, abuf)
+    return forward_batch(params, layers, abuf, nb, stats, mode, first, drop, seed)
+
+
+@njit
 def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, scale, want_loss,
                    stats, mode, drop, seed, gathered):
     """Forward and backward over one batch; ``grad`` receives ``scale`` times the gradient of
@@ -189,24 +216,8 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
     n_in0 = layers[0, 0]
     first = np.int64(0)  # (see _RUNTIME)
     by_rows = rows_first(layers, nb)
-    if by_rows:
-        # Sample-major rows: the copy is contiguous (a transposing gather of a wide
-        # input costs as much as a GEMM), and BLAS reads the block as its transpose.
-        if not gathered:
-            gather_rows(X, order, start, nb, abuf)
-        keep0 = pre_block(layers, abuf, nb, first, n_in0 * nb)
-        blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], abuf, first,
-                     by_rows, abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY,
-                     keep0, layers[0, 6], mode, bn_block(layers, abuf, nb, first), stats,
-                     layers[0, 7])
-        if n_layers > 1 and keeps_separately(layers, first):
-            finish_hidden(layers, first, abuf[n_in0 * nb:], keep0, abuf, first, by_rows, nb,
-                          drop, seed)
-        off = forward_batch(params, layers, abuf, nb, stats, mode, first + 1, drop, seed)
-    else:
-        if not gathered:
-            gather(X, order, start, nb, abuf)
-        off = forward_batch(params, layers, abuf, nb, stats, mode, first, drop, seed)
+    off = forward_rows(params, X, order, start, nb, layers, abuf, stats, mode, drop, seed,
+                       gathered)
     n_out = layers[n_layers - 1, 1]
     loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, SW, order,
                           start, nb, n_out, scale, want_loss, tmp)
@@ -249,7 +260,7 @@ def weight_sum(SW, order, start, nb):
 @njit
 def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state, abufs, tmps,
                grad, parts, grads, rates, drop, seeds, losses, norms, want_loss, stats,
-               stopping, part, sync, shared):
+               stopping, probe, part, sync, shared):
     """Train for ``losses.shape[0]`` epochs, updating ``params`` after every minibatch.
 
     Epoch ``e`` visits the rows ``orders[e % len(orders)]`` of ``X`` (all of them, or
@@ -270,6 +281,11 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     minus tol counts one more epoch without improvement, any other resets the count)
     updates the last two, and the call ends after the epoch that takes the count above
     the patience.  Returns the number of epochs run (-1: released by ``sync``'s abort flag).
+
+    ``probe`` (int64 rows of ``X``, may be empty): after the last epoch, the outputs of
+    these rows with the final weights, in evaluation mode, cut into slices as a batch;
+    each part writes into ``shared[part, 0]`` how many of its slice's are not finite
+    (the losses, taken before each update, do not see the call's last one).
 
     ``parts`` > 1: ``parts`` threads run this call at once, each with its ``part`` (0 to
     ``parts - 1``) and the same arguments, and meet at ``sync.barrier`` on ``sync``
@@ -293,6 +309,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     lead = part == 0
     # Full batches in a fixed order see the same inputs every epoch: gather them once.
     same_batch = batch_size >= n and orders.shape[0] == 1
+    ran = losses.shape[0]
     for e in range(losses.shape[0]):
         order = orders[e % orders.shape[0]]
         if lead:
@@ -393,8 +410,35 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                 return -1
             stop = atomic_load(sync, STOP) != 0
         if stop:
-            return e + 1
-    return losses.shape[0]
+            ran = e + 1
+            break
+    shared[part, 0] = probe_outputs(params, X, probe, layers, parts, part, abufs[part],
+                                    tmps[part], stats)
+    return ran
+
+
+@njit
+def probe_outputs(params, X, probe, layers, parts, part, abuf, tmp, stats):
+    """How many of the outputs of the rows ``probe`` of ``X`` are not finite, in evaluation
+    mode, among those of slice ``part`` when ``parts`` threads cut them as a batch (see
+    ``run_epochs``)."""
+    nb = probe.shape[0]
+    k = min(parts, nb // SPLIT_MIN_ROWS)
+    if nb == 0 or part >= max(k, 1):
+        return 0.0
+    lo = (nb * part) // k if k > 1 else 0
+    hi = (nb * (part + 1)) // k if k > 1 else nb
+    m = hi - lo
+    off = forward_rows(params, X, probe, lo, m, layers, abuf, stats, np.int64(EVAL), 0.0,
+                       np.int64(0), np.bool_(False))
+    n_layers = layers.shape[0]
+    Z = abuf[off:off + layers[n_layers - 1, 1] * m]
+    output_activation(layers[n_layers - 1, 2], Z, m, layers[n_layers - 1, 1], tmp)
+    bad = 0.0
+    for i in range(Z.shape[0]):
+        if not np.isfinite(Z[i]):
+            bad += 1.0
+    return bad
 
 
 @njit
