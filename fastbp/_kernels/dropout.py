@@ -10,7 +10,7 @@ prediction (which applies no dropout) needs no rescaling.
 """
 import numpy as np
 
-from .._config import njit
+from .._config import njit, njit_alloc
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -41,7 +41,7 @@ def apply_row(t, seed, l, j, nb, p):
         t[b] *= t.dtype.type(scale * (u >= p))
 
 
-@njit
+@njit_alloc
 def mask(seed, l, n_units, nb, p):
     """The ``(n_units, nb)`` factors (0 or ``1 / (1 - p)``) that ``apply_row`` multiplies by:
     for tests and for users who want to see a mask."""

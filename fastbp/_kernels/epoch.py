@@ -8,7 +8,7 @@ every layer for one batch, ``sum(widths) * batch`` values, followed, when a hidd
 layer's derivative reads something other than its output (the activation ``keeps_pre``,
 or the layer has a shortcut or dropout), by the kept region: its pre-activations, or
 its activation before dropout and the shortcut (``sum(hidden widths) * batch``); then,
-with batch normalization, each normalized layer's block (``bn_block``).  With
+with batch normalization, each normalized layer's block (``bn_offset``).  With
 shortcuts, the second half of ``tmp`` carries their gradients down the backward pass;
 ``tmp`` is scratch of ``max(max(widths), 4) * batch``.
 """
@@ -86,12 +86,14 @@ def keeps_separately(layers, l):
 
 
 @njit
-def bn_block(layers, abuf, nb, l):
-    """Dense layer ``l``'s batch-normalization block (normalized values, then inverse
-    deviations; see ``batchnorm``), after the activations and the kept region of ``abuf``;
-    an empty slice when the layer is not batch-normalized."""
+def bn_offset(layers, nb, l, size):
+    """Where dense layer ``l``'s batch-normalization block (normalized values, then inverse
+    deviations; see ``batchnorm``) starts in ``abuf`` (of ``size`` values), after the
+    activations and the kept region; ``size`` (an empty block) when the layer is not
+    batch-normalized.  (Kernels return offsets, not slices: they run without Numba's
+    reference counting, in which a function may not return a view it made.)"""
     if layers[l, 6] < 0:
-        return abuf[:0]
+        return size
     n_layers = layers.shape[0]
     units = layers[n_layers - 1, 1]
     kept = False
@@ -103,24 +105,24 @@ def bn_block(layers, abuf, nb, l):
         for k in range(n_layers - 1):
             units += layers[k, 1]
     # S_OFF counts two statistics per unit of the earlier normalized layers.
-    return abuf[units * nb + (layers[l, 7] // 2) * (nb + 1):]
+    return units * nb + (layers[l, 7] // 2) * (nb + 1)
 
 
 @njit
-def pre_block(layers, abuf, nb, l, out_off):
-    """What dense layer ``l``'s activation derivative reads: its block in the kept region of
-    ``abuf`` when the layer is hidden and its activation ``keeps_pre`` (the input z is
-    kept) or it has a shortcut (the activation before the shortcut is kept), else the
-    layer's output block itself (at ``out_off``)."""
+def pre_offset(layers, nb, l, out_off):
+    """Where what dense layer ``l``'s activation derivative reads starts in ``abuf``: its
+    block in the kept region when the layer is hidden and its activation ``keeps_pre`` (the
+    input z is kept) or it has a shortcut (the activation before the shortcut is kept),
+    else the layer's output block itself (``out_off``)."""
     n_layers = layers.shape[0]
     if l >= n_layers - 1 or not keeps_separately(layers, l):
-        return abuf[out_off:]
+        return out_off
     off = layers[n_layers - 1, 1]
     for k in range(n_layers):
         off += layers[k, 0]
     for k in range(l):
         off += layers[k, 1]
-    return abuf[off * nb:]
+    return off * nb
 
 
 @njit
@@ -138,10 +140,10 @@ def forward_batch(params, layers, abuf, nb, stats, mode, first, drop, seed):
         n_in, n_out = layers[l, 0], layers[l, 1]
         code = layers[l, 2] if l < n_layers - 1 else IDENTITY
         nxt = off + n_in * nb
-        keep = pre_block(layers, abuf, nb, l, nxt)
+        keep = abuf[pre_offset(layers, nb, l, nxt):]
         dense_forward(params, layers[l, 3], layers[l, 4], n_in, n_out,
                       abuf[off:nxt], abuf[nxt:], nb, code, keep, layers[l, 6], mode,
-                      bn_block(layers, abuf, nb, l), stats, layers[l, 7])
+                      abuf[bn_offset(layers, nb, l, abuf.shape[0]):], stats, layers[l, 7])
         if l < n_layers - 1 and keeps_separately(layers, l):
             finish_hidden(layers, l, abuf[nxt:], keep, abuf, off, np.bool_(False), nb, drop, seed)
         off = nxt
@@ -186,11 +188,11 @@ def forward_rows(params, X, order, start, nb, layers, abuf, stats, mode, drop, s
         # input costs as much as a GEMM), and BLAS reads the block as its transpose.
         if not gathered:
             gather_rows(X, order, start, nb, abuf)
-        keep0 = pre_block(layers, abuf, nb, first, n_in0 * nb)
+        keep0 = abuf[pre_offset(layers, nb, first, n_in0 * nb):]
         blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], abuf, first,
                      np.bool_(True), abuf[n_in0 * nb:], nb,
                      layers[0, 2] if n_layers > 1 else IDENTITY, keep0, layers[0, 6], mode,
-                     bn_block(layers, abuf, nb, first), stats, layers[0, 7])
+                     abuf[bn_offset(layers, nb, first, abuf.shape[0]):], stats, layers[0, 7])
         if n_layers > 1 and keeps_separately(layers, first):
             finish_hidden(layers, first, abuf[n_in0 * nb:], keep0, abuf, first, np.bool_(True),
                           nb, drop, seed)
@@ -236,14 +238,15 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
             code_in = layers[l - 1, 2] if l > 0 else IDENTITY
             dense_backward(params, grad, layers[l, 3], b0, n_in, layers[l, 1],
                            abuf[prev:off], abuf[off:], tmp, nb, code_in, l > 0,
-                           pre_block(layers, abuf, nb, l - 1, prev) if l > 0 else abuf[prev:],
+                           abuf[pre_offset(layers, nb, l - 1, prev) if l > 0 else prev:],
                            carry, has_shortcut(layers, l), l > 0 and has_shortcut(layers, l - 1),
                            drop, seed, l - 1)
             if l > 0 and layers[l - 1, 6] >= 0:
                 # The previous layer's delta is with respect to its normalized, shifted
                 # values: through the normalization to its GEMM's output.
+                U = abuf[bn_offset(layers, nb, l - 1, abuf.shape[0]):]
                 batchnorm.backward(params, grad, layers[l - 1, 4], layers[l - 1, 6], n_in,
-                                   abuf[prev:off], bn_block(layers, abuf, nb, l - 1), nb)
+                                   abuf[prev:off], U, nb)
         off = prev
     return loss
 
@@ -482,11 +485,11 @@ def predict_rows(params, X, order, layers, chunk, abuf, tmp, out, stats):
         if use_blas(n_in0, n_out0, nb):
             # The rows are consecutive: BLAS reads them in place, as the transposed
             # (n_features, nb) matrix the feature-major layout wants, without a gather.
-            keep0 = pre_block(layers, abuf, nb, first, n_in0 * nb)
+            keep0 = abuf[pre_offset(layers, nb, first, n_in0 * nb):]
+            U = abuf[bn_offset(layers, nb, first, abuf.shape[0]):]
             blas_forward(params, layers[0, 3], layers[0, 4], n_in0, n_out0, X1, start * n_in0,
                          rows, abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY,
-                         keep0, layers[0, 6], mode, bn_block(layers, abuf, nb, first), stats,
-                         layers[0, 7])
+                         keep0, layers[0, 6], mode, U, stats, layers[0, 7])
             if n_layers > 1 and keeps_separately(layers, first):
                 finish_hidden(layers, first, abuf[n_in0 * nb:], keep0, X1, start * n_in0, rows,
                               nb, 0.0, seed)
