@@ -18,7 +18,7 @@ FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 #: counting (``_nrt=False``): the kernels allocate nothing (the caller passes every buffer),
 #: yet each slice they take of an array, a row of a block say, counted a reference up and
 #: down with an atomic instruction, 13% of the ``small`` workload's samples in ``perf``
-#: (its epoch 1.2x faster without).  A kernel may then not return a view it made (offsets
+#: (its epoch 1.12x faster without).  A kernel may then not return a view it made (offsets
 #: instead, as ``epoch.pre_offset``); one that allocates uses ``njit_alloc``.
 JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy", _nrt=False)
 
