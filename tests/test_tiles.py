@@ -1,8 +1,11 @@
 """``fastbp._kernels.tiles.product``: the register-blocked product against NumPy, edges included."""
+import re
+
+import numba
 import numpy as np
 import pytest
 
-from fastbp._kernels.tiles import product
+from fastbp._kernels.tiles import product, tile
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -26,3 +29,22 @@ def test_product_equals_numpy(dtype, p_transposed, m, n, K):
     tol = 2e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got[:, :n], expected, rtol=tol, atol=tol * max(1, K) ** 0.5)
     assert np.isnan(got[:, n:]).all() and np.isnan(Z[:4]).all()
+
+
+def test_the_tile_loop_is_marked_not_to_be_unrolled():
+    # Unrolled, the loop's vectors outnumbered the AVX2 registers and were spilled on every
+    # pass (see tiles._no_unroll); the mark must reach LLVM in its well-formed shape.
+    # (compiled here, uncached: Numba cannot show the IR of cached code)
+    @numba.njit(cache=False)
+    def one_tile(P, Q, Z):
+        tile(P, 0, 1, 4, Q, 0, 16, Z, 0, 16, 4)
+
+    a = np.ones(64, dtype=np.float32)
+    z = np.empty(64, dtype=np.float32)
+    one_tile(a, a, z)
+    np.testing.assert_array_equal(z, 4.0)
+    ir_text = next(iter(one_tile.inspect_llvm().values()))
+    assert '!"llvm.loop.unroll.disable"' in ir_text
+    loop_ids = [m for m in re.finditer(r"^(!\d+) = distinct !\{\s*(!\d+)\s*,", ir_text, re.M)
+                if m.group(1) == m.group(2)]
+    assert loop_ids, "no self-referencing distinct loop id in the IR"

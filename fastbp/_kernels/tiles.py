@@ -28,6 +28,24 @@ _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 
 
+class _LoopID(ir.values.MDValue):
+    """A loop's ``llvm.loop`` metadata: a distinct node whose first operand is itself (the
+    form LLVM requires), then the loop's properties (llvmlite writes neither)."""
+
+    def descr(self, buf):
+        ops = ", ".join([self.get_reference()] + [op.get_reference() for op in self.operands])
+        buf += ("distinct !{{ {0} }}".format(ops), "\n")
+
+
+def _no_unroll(module):
+    """Metadata that keeps LLVM from unrolling a loop.  Unrolled four times, ``tile``'s loop
+    wanted eight vectors of ``Q`` live besides the ``R * C`` sums: more than the 16 AVX2
+    registers, so LLVM spilled and reloaded them on every pass (perf on the ``small``
+    workload)."""
+    prop = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+    return _LoopID(module, [prop], name=str(len(module.metadata)))
+
+
 @intrinsic
 def tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K):
     """``Z[z0 + r ldz + c] = sum_k P[p0 + k sk + r si] * Q[q0 + k ldq + c]`` for ``r < R``,
@@ -91,7 +109,8 @@ def tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K):
         for r in range(R):
             for c in range(C):
                 acc[r][c].add_incoming(nxt[r][c], loop)
-        builder.cbranch(builder.icmp_signed("<", k1, K_v), loop, done)
+        br = builder.cbranch(builder.icmp_signed("<", k1, K_v), loop, done)
+        br.set_metadata("llvm.loop", _no_unroll(builder.module))
 
         builder.position_at_end(done)
         for r in range(R):
