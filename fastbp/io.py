@@ -180,7 +180,7 @@ def load(path):
     net.validation_scores_ = data["validation_scores"].tolist()
     if "gradient_norms" in data:  # absent from files of fastbp before it recorded them
         _expect(data, "gradient_norms", (len(net.loss_curve_), len(layers) - 1), np.float64, bad)
-        net._gradient_norms = list(data["gradient_norms"])
+        net._gradient_norms = [data["gradient_norms"]]
     try:
         rng = spec["rng"]
         pos, has_gauss, gauss = rng["pos"], rng["has_gauss"], rng["cached_gaussian"]

@@ -134,6 +134,12 @@ class Schedule:
         of ``epochs`` in this fit, after ``samples_seen`` samples."""
         raise NotImplementedError
 
+    def rates(self, lr0, epoch, k, epochs, samples_seen, n_samples):
+        """The rates of the ``k`` epochs from epoch ``epoch`` on, ``n_samples`` samples
+        each, ``samples_seen`` before the first, as a float64 array."""
+        return np.array([self.rate(lr0, epoch + e, epochs, samples_seen + e * n_samples)
+                         for e in range(k)], dtype=np.float64)
+
     __repr__ = Optimizer.__repr__
     __eq__ = Optimizer.__eq__
 
@@ -143,6 +149,9 @@ class Constant(Schedule):
 
     def rate(self, lr0, epoch, epochs, samples_seen):
         return lr0
+
+    def rates(self, lr0, epoch, k, epochs, samples_seen, n_samples):
+        return np.full(k, lr0, dtype=np.float64)
 
 
 class InvScaling(Schedule):
