@@ -3,6 +3,8 @@ import numbers
 
 import numpy as np
 
+from ._kernels.finite import all_finite
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -130,15 +132,13 @@ def _check_finite(name, arr, source=None):
     A finite ``source`` that overflowed in the conversion (1e39 into float32) is
     reported as such, not as NaN or infinity in the input.
     """
-    # The sum is finite exactly when every element is, unless it overflows: only then look
-    # closer.  (Not a BLAS dot, faster here: it left NumPy's OpenBLAS threads spinning for
-    # a tenth of a second, and the kernels that followed, then on SciPy's OpenBLAS, ran 2x
-    # slower.  The kernels now share NumPy's pool (see _kernels.blas); the sum stays.)
     if arr.dtype.kind != "f":
         return
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(arr.sum()) or np.isfinite(arr).all():
+    if arr.dtype in FLOAT_DTYPES and (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        if all_finite(arr.ravel(order="K")):  # (a view, in memory order)
             return
+    elif np.isfinite(arr).all():  # (other float dtypes and layouts: rare)
+        return
     if source is not None and source.dtype.kind == "f" and np.isfinite(source).all():
         raise ValueError(
             f"{name} has values too large for {arr.dtype} (largest magnitude "
@@ -194,9 +194,8 @@ def check_targets(y, n_samples, n_out, output, dtype, name="y"):
             raise ValueError(
                 f"{name}: class indices must lie in [0, {n_out - 1}] for {n_out} outputs, "
                 f"got values from {arr.min()} to {arr.max()}")
-        onehot = np.zeros((n_samples, n_out), dtype=dtype)
-        onehot[np.arange(n_samples), arr.astype(np.intp)] = 1
-        return onehot
+        # (rows of the identity: a third of the time of zeros and a scattered assignment)
+        return np.eye(n_out, dtype=dtype).take(arr.astype(np.intp, copy=False), axis=0)
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)
     if arr.shape[1] != n_out:

@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse
 
 import fastbp
+from fastbp._validation import check_X, check_targets
 
 N_IN, N_HIDDEN = 3, 4
 
@@ -560,3 +561,29 @@ def test_smallest_valid_shapes():
                          random_state=0)
     assert net.layers == (N_IN, 2, 1) and net.dtype == np.float64
     assert net.predict(make_X(1)).shape == (1,)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("size, at", [(1, 0), (7, 6), (64, 0), (1000, 999), (1003, 517)])
+def test_all_finite_finds_any_non_finite_value(dtype, bad, size, at):
+    from fastbp._kernels.finite import all_finite
+
+    rng = np.random.default_rng(size + at)
+    # large finite values: their sum would overflow, the check must not call them infinite
+    a = (rng.uniform(0.5, 1.0, size) * (np.finfo(dtype).max / 2)).astype(dtype)
+    assert all_finite(a)
+    a[at] = bad
+    assert not all_finite(a)
+    assert all_finite(a[:0])
+
+
+def test_the_finiteness_check_reads_fortran_ordered_and_strided_arrays():
+    X = np.asfortranarray(make_X())
+    X[3, 1] = np.inf
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        check_X(X, np.float64)
+    strided = make_X(n=20)[::2]
+    strided[4, 0] = np.nan
+    with pytest.raises(ValueError, match="y contains NaN"):
+        check_targets(strided[:, 0], strided.shape[0], 1, "identity", np.float64)
