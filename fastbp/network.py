@@ -9,6 +9,7 @@ thread (``_split_parts``, ``_run_parts``: one call of the kernel in each thread,
 barrier), BLAS single-threaded meanwhile.
 """
 import contextlib
+import ctypes
 import os
 import queue
 import signal
@@ -19,6 +20,7 @@ import warnings
 import numpy as np
 
 from . import _config
+from ._kernels import blas
 from ._kernels.epoch import data_gradient, predict_rows, run_epochs
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
 from ._kernels.shuffle import epoch_orders
@@ -532,13 +534,11 @@ class Network:
 
     def _history(self, shuffle=True):
         """What an epoch adds to the history, as it stands (see ``_restore_history``);
-        without ``shuffle`` (no epoch draws from the generator), not the generator's state,
-        which takes 45 us to read."""
+        without ``shuffle`` (no epoch draws from the generator), not the generator's state."""
         return (self.n_iter_, self.t_, self._epoch, self._lr, self._no_improvement,
                 self.best_loss_, self.best_validation_score_, self._dropout_epochs,
                 len(self.loss_curve_), len(self._gradient_norms), len(self.validation_scores_),
-                # (the dict form: a third cheaper than the legacy tuple)
-                self._rng.get_state(legacy=False) if shuffle else None,
+                _generator_state(self._rng) if shuffle else None,
                 None if self._perm is None else self._perm.copy())
 
     def _restore_history(self, h):
@@ -550,12 +550,12 @@ class Network:
         del self.loss_curve_[n_loss:], self._gradient_norms[n_norms:]
         del self.validation_scores_[n_scores:]
         if rng is not None:
-            self._rng.set_state(rng)
+            _set_generator_state(self._rng, rng)
 
     def _redraw(self, h, k, train_rows):
         """The generator and the visiting order back to those of the history ``h`` (its
         last two fields, see ``_history``), then ``k`` epochs' shuffles drawn from there."""
-        self._rng.set_state(h[-2])
+        _set_generator_state(self._rng, h[-2])
         self._perm[:] = h[-1]
         _draw_epoch_orders(self._rng, self._perm, train_rows, k)
 
@@ -1112,35 +1112,106 @@ def _single_threaded_blas(active):
     if not active:
         yield
         return
+    if blas.THREADS is None:
+        with _BLAS_LOCK:
+            controller = _controller()
+        limiter = controller.limit(limits=1, user_api="blas")
+        try:
+            yield
+        finally:
+            limiter.restore_original_limits()
+        return
+    # The OpenBLAS the kernels call, directly (0.1 ms a fit less than threadpoolctl): the
+    # first of overlapping blocks sets one thread, the last one out puts the count back.
+    get, put = blas.THREADS
     with _BLAS_LOCK:
-        controller = _controller()
-    limiter = controller.limit(limits=1, user_api="blas")
+        if _ONE_THREAD[0] == 0:
+            _ONE_THREAD[1] = get()
+            put(1)
+        _ONE_THREAD[0] += 1
     try:
         yield
     finally:
-        limiter.restore_original_limits()
+        with _BLAS_LOCK:
+            _ONE_THREAD[0] -= 1
+            if _ONE_THREAD[0] == 0:
+                put(_ONE_THREAD[1])
+
+
+# blocks of _single_threaded_blas open, the thread count before the first
+_ONE_THREAD = [0, None]
 
 
 def _draw_epoch_orders(rng, perm, rows, k):
     """``k`` epochs of compounding shuffles from the ``RandomState`` ``rng``: returns the
     ``(k, n)`` orders, updates ``perm`` in place and advances ``rng`` as ``k`` calls of
     ``rng.permutation(n)`` would.  Falls back to those calls when ``rng`` is not driven by
-    MT19937, and for a single epoch (reading and writing the generator's state costs more
-    than NumPy's own draw then)."""
+    MT19937, and for a single epoch (NumPy's own draw is as fast then).  The state is read
+    and written in the generator's memory (``_mt19937_address``), else through
+    ``get_state`` and ``set_state``."""
     n = perm.shape[0]
     orders = np.empty((k, n), dtype=np.int64)
-    state = rng.get_state(legacy=False) if k > 1 else None
-    if state is None or state["bit_generator"] != "MT19937":
+    address = _mt19937_address(rng) if k > 1 else None
+    state = rng.get_state(legacy=False) if k > 1 and address is None else None
+    if address is None and (state is None or state["bit_generator"] != "MT19937"):
         for e in range(k):
             perm[:] = perm[rng.permutation(n)]
             orders[e] = rows[perm]
         return orders
-    key = np.array(state["state"]["key"], dtype=np.int64)
-    pos = np.array([state["state"]["pos"]], dtype=np.int64)
+    if address is not None:
+        words = np.frombuffer(ctypes.string_at(address, _MT_BYTES), dtype=np.uint32)
+        key, pos = words[:_MT_KEY].astype(np.int64), words[_MT_KEY:].astype(np.int64)
+    else:
+        key = np.array(state["state"]["key"], dtype=np.int64)
+        pos = np.array([state["state"]["pos"]], dtype=np.int64)
     epoch_orders(key, pos, perm, rows, orders, np.empty(2 * n, dtype=np.int64))
-    state["state"] = {"key": key.astype(np.uint32), "pos": int(pos[0])}
-    rng.set_state(state)
+    if address is not None:
+        ctypes.memmove(address, np.concatenate([key, pos]).astype(np.uint32).tobytes(),
+                       _MT_BYTES)
+    else:
+        state["state"] = {"key": key.astype(np.uint32), "pos": int(pos[0])}
+        rng.set_state(state)
     return orders
+
+
+#: NumPy's MT19937 state in memory: 624 key words (uint32), then the position (a C int).
+_MT_KEY = 624
+_MT_BYTES = 4 * (_MT_KEY + 1)
+_MT_LAYOUT = [None]  # (whether that layout was found, checked once per process)
+
+
+def _mt19937_address(rng):
+    """The address of the MT19937 state behind the RandomState ``rng``, or None for another
+    generator, or where NumPy does not lay the state out as ``_MT_KEY`` says (checked once,
+    against the generator's own ``state``).  Reading and writing it there costs about 2 us;
+    NumPy's ``get_state`` and ``set_state`` about 45 us each (a dict and arrays built)."""
+    bitgen = getattr(rng, "_bit_generator", None)
+    if not isinstance(bitgen, np.random.MT19937):
+        return None
+    address = bitgen.ctypes.state_address
+    if _MT_LAYOUT[0] is None:
+        state = bitgen.state["state"]
+        words = np.frombuffer(ctypes.string_at(address, _MT_BYTES), dtype=np.uint32)
+        _MT_LAYOUT[0] = bool(np.array_equal(words[:_MT_KEY], state["key"])
+                             and int(words[_MT_KEY]) == int(state["pos"]))
+    return address if _MT_LAYOUT[0] else None
+
+
+def _generator_state(rng):
+    """A copy of the state of the RandomState ``rng``, for ``_set_generator_state``: its
+    MT19937's memory where ``_mt19937_address`` finds it, else ``get_state``'s dict."""
+    address = _mt19937_address(rng)
+    if address is None:
+        return rng.get_state(legacy=False)
+    return ctypes.string_at(address, _MT_BYTES)
+
+
+def _set_generator_state(rng, state):
+    """``rng`` back to a state of ``_generator_state`` (taken from this very generator)."""
+    if isinstance(state, bytes):
+        ctypes.memmove(_mt19937_address(rng), state, _MT_BYTES)
+    else:
+        rng.set_state(state)
 
 
 def _epochs_per_call(remaining, n_train, n_params):

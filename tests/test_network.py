@@ -285,15 +285,49 @@ def test_blas_is_single_threaded_only_while_slices_call_it():
 
     for n_in, n_out, nb in itertools.product([1, 4, 8, 16, 100], [1, 7, 8, 64], [1, 16, 64, 200]):
         assert network._past_loops(n_in, n_out, nb) == past_loops(n_in, n_out, nb)
+    from fastbp._kernels import blas as kernel_blas
+
     X, y = make_data(128, 2, 1, "sigmoid", seed=4)
     blas = [i["filepath"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    def threads():
+        # The BLAS the kernels call (NumPy's OpenBLAS), read as the limit sets it; where
+        # fastbp cannot reach it directly, every BLAS loaded (threadpoolctl limits them all).
+        if kernel_blas.THREADS is not None:
+            return [kernel_blas.THREADS[0]()]
+        return [i["num_threads"] for i in threadpool_info() if i["filepath"] in blas]
+
+    before = threads()
     for layers, single in (([2, 10, 1], False), ([2, 64, 64, 1], True)):  # loops; tiles
         seen = []
         net = fastbp.Network(layers, output="sigmoid", dtype=np.float64, random_state=0)
-        net.fit(X, y, epochs=1, batch_size=64, n_threads=2, callbacks=[lambda e, m: seen.append(
-            [i["num_threads"] for i in threadpool_info() if i["filepath"] in blas])])
+        net.fit(X, y, epochs=1, batch_size=64, n_threads=2,
+                callbacks=[lambda e, m: seen.append(threads())])
         # (n_threads=2 sets BLAS to 2 threads for the fit, the slices' limit to 1 within)
-        assert seen == [[1 if single else 2] * len(blas)], layers
+        assert seen == [[1 if single else 2] * len(threads())], layers
+        assert threads() == before  # put back after the fit
+
+
+def test_overlapping_single_threaded_blas_blocks_put_the_count_back_once():
+    from fastbp._kernels import blas as kernel_blas
+
+    if kernel_blas.THREADS is None:
+        pytest.skip("NumPy's BLAS has no OpenBLAS thread functions here (threadpoolctl path)")
+    get, put = kernel_blas.THREADS
+    before = get()
+    try:
+        put(2)
+        first = network._single_threaded_blas(True)
+        second = network._single_threaded_blas(True)
+        first.__enter__()
+        second.__enter__()  # (another fit's block opens while the first is open)
+        assert get() == 1
+        first.__exit__(None, None, None)
+        assert get() == 1  # the second block's slices still run
+        second.__exit__(None, None, None)
+        assert get() == 2
+    finally:
+        put(before)
 
 
 def test_numbas_thread_count_is_respected_when_the_program_sets_it():

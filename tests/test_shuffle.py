@@ -38,3 +38,23 @@ def test_other_bit_generators_fall_back_to_numpy():
     perm_b = rows.copy()
     assert np.array_equal(draw_epoch_orders(b, perm_b, rows, 3), expected)
     assert np.array_equal(perm_b, perm_a)
+
+
+def test_the_generator_state_copied_from_its_memory_replays_the_same_draws():
+    from fastbp import network
+
+    rng = np.random.RandomState(3)
+    rng.permutation(10)
+    assert network._mt19937_address(rng) is not None  # NumPy's layout, as checked
+    saved = network._generator_state(rng)
+    assert isinstance(saved, bytes)
+    first = rng.permutation(1000)
+    network._set_generator_state(rng, saved)
+    np.testing.assert_array_equal(rng.permutation(1000), first)
+    # a generator NumPy's RandomState drives with another bit generator: get_state's dict
+    other = np.random.RandomState(np.random.PCG64(0))
+    saved = network._generator_state(other)
+    assert isinstance(saved, dict)
+    first = other.permutation(50)
+    network._set_generator_state(other, saved)
+    np.testing.assert_array_equal(other.permutation(50), first)

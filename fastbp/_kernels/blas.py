@@ -181,3 +181,31 @@ def _bind():
 
 #: The BLAS the kernels' products go to in this process.
 BACKEND = _bind()
+
+
+def _numpy_threads():
+    """``(get, set)``: ctypes functions reading and setting the thread count of NumPy's
+    OpenBLAS, the one the kernels call with ``BACKEND`` ``"numpy"``; None where there are
+    none (another BLAS, or the adapter).  Two calls cost about 2 us, threadpoolctl's limit
+    and restore about 0.1 ms (it walks every BLAS loaded, in Python)."""
+    if BACKEND != "numpy":
+        return None
+    try:
+        from numpy._core import _multiarray_umath
+    except ImportError:  # NumPy 1.x
+        from numpy.core import _multiarray_umath
+    lib = ctypes.CDLL(_multiarray_umath.__file__)
+    for prefix in ("scipy_", ""):
+        try:
+            get = getattr(lib, f"{prefix}openblas_get_num_threads64_")
+            put = getattr(lib, f"{prefix}openblas_set_num_threads64_")
+        except AttributeError:
+            continue
+        get.restype, get.argtypes = ctypes.c_int, []
+        put.restype, put.argtypes = None, [ctypes.c_int]
+        return get, put
+    return None
+
+
+#: See ``_numpy_threads``.
+THREADS = _numpy_threads()
