@@ -839,8 +839,9 @@ class _Trainer:
         # BLAS single-threaded for the whole block, not call by call: restored to two
         # threads in between, OpenBLAS's workers (woken by what ran between the calls)
         # kept spinning into the next call and took a core from its slices: 20,000 x 100
-        # epochs ran at 84 ms against 40 ms.  Slices that never call BLAS leave it alone (each
-        # limit and restore costs about 0.1 ms, a fit's first one the library scan's 2 ms).
+        # epochs ran at 84 ms against 40 ms.  Slices that never call BLAS leave it alone
+        # (through threadpoolctl, where _single_threaded_blas needs it, each limit and
+        # restore costs about 0.1 ms, a process's first one the library scan's 2 ms).
         self._blas = _single_threaded_blas(self.slices_call_blas)
         self._blas.__enter__()
         return self
