@@ -17,12 +17,15 @@ import threading
 import time
 import warnings
 
+import numba
 import numpy as np
+from numba.np.ufunc import parallel as _numba_parallel
 
 from . import _config
 from ._kernels import blas
 from ._kernels.epoch import data_gradient, predict_rows, run_epochs
-from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR
+from ._kernels.finite import all_finite
+from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, SGD as SGD_KIND
 from ._kernels.shuffle import epoch_orders
 from ._kernels.sync import ABORT, SYNC_SIZE
 from ._spec import (ACTIVATIONS, G_OFF, N_OUT, OUTPUTS, S_OFF, buffer_sizes, has_shortcuts,
@@ -833,7 +836,9 @@ class _Trainer:
         self.grad = np.empty_like(net._params)
         self.grads = np.empty((self.parts - 1, net._params.size), dtype=net.dtype)
         self.last_good = net._params.copy()
-        self._state_good = (net._opt_state.copy(), net._hyper.copy(), net._stats.copy())
+        # (plain SGD keeps no state: its array is never written, nor copied here)
+        state = net._opt_state.copy() if net._optimizer.kind != SGD_KIND else None
+        self._state_good = (state, net._hyper.copy(), net._stats.copy())
 
     def __enter__(self):
         # BLAS single-threaded for the whole block, not call by call: restored to two
@@ -858,14 +863,16 @@ class _Trainer:
     def rollback(self):
         """Back to the state of the last commit."""
         self.net._params[:] = self.last_good
-        self.net._opt_state[:] = self._state_good[0]
+        if self._state_good[0] is not None:
+            self.net._opt_state[:] = self._state_good[0]
         self.net._hyper[:] = self._state_good[1]
         self.net._stats[:] = self._state_good[2]
 
     def commit(self):
         """The epoch went well: it becomes the state to return to."""
         self.last_good[:] = self.net._params
-        self._state_good[0][:] = self.net._opt_state
+        if self._state_good[0] is not None:
+            self._state_good[0][:] = self.net._opt_state
         self._state_good[1][:] = self.net._hyper
         self._state_good[2][:] = self.net._stats
 
@@ -898,8 +905,7 @@ class _Trainer:
         # Each epoch's loss is taken before each batch's update, so the last update of the
         # call is seen only in the weights, and in the outputs they give a batch of rows.
         # (the kernel counted the probe's non-finite outputs into ``shared[:, 0]``)
-        if not (np.isfinite(losses).all() and np.isfinite(params.sum(dtype=np.float64))
-                and not shared[:, 0].any()):
+        if not (all_finite(losses) and all_finite(params) and not shared[:, 0].any()):
             raise DivergenceError(
                 f"training diverged (loss {float(losses[-1])!r}): the loss, the weights or "
                 f"the outputs on the training data became non-finite. The learning rate "
@@ -1095,10 +1101,7 @@ def _thread_count():
     n = getattr(_THREAD_COUNT, "n", None)
     if n:
         return n
-    import numba
-    from numba.np.ufunc import parallel
-
-    if getattr(parallel, "_is_initialized", False):
+    if getattr(_numba_parallel, "_is_initialized", False):
         return numba.get_num_threads()
     return numba.config.NUMBA_NUM_THREADS
 
@@ -1240,8 +1243,6 @@ def _check_callbacks(callbacks):
 def _check_threads(n_threads):
     if n_threads is None:
         return None
-    import numba
-
     return check_int("n_threads", n_threads, high=numba.config.NUMBA_NUM_THREADS)
 
 
