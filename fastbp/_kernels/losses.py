@@ -66,20 +66,32 @@ def loss_and_delta(code, Z, Y, SW, order, start, nb, n_out, scale, want_loss, sc
         for b in range(nb):
             y[b] = Y[order[start + b], k]
         z_k = Z[k * nb:(k + 1) * nb]
-        # The loss first (it needs the logits), then the delta in place of the logits; two
-        # branch-free loops, so that each vectorizes.
-        if want_loss:
+        # Branch-free loops, so that each vectorizes; with the loss, one loop takes it and
+        # the delta (in place of the logits) from the same exponential.
+        if want_loss and code == OUT_SIGMOID:
+            for b in range(nb):
+                z = np.float64(z_k[b])
+                # -y log p - (1 - y) log(1 - p) = log(1 + exp(z)) - y z, and p = sigmoid(z)
+                # as mathfn.sigmoid takes it, from e = exp(-|z|)
+                e = mathfn.exp(-abs(z))
+                total += np.float64(w[b]) * (max(z, 0.0) + mathfn.log1p(e) - np.float64(y[b]) * z)
+                p = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
+                z_k[b] = (Z.dtype.type(p) - y[b]) * ws[b]
+            continue
+        if want_loss and code != OUT_IDENTITY:  # Poisson
             for b in range(nb):
                 z = np.float64(z_k[b])
                 yb = np.float64(y[b])
-                if code == OUT_IDENTITY:
-                    term = 0.5 * (z - yb) * (z - yb)
-                elif code == OUT_SIGMOID:
-                    # -y log p - (1 - y) log(1 - p) = log(1 + exp(z)) - y z
-                    term = max(z, 0.0) + mathfn.log1p(mathfn.exp(-abs(z))) - yb * z
-                else:  # Poisson: y log(y / p) - y + p with p = exp(z)
-                    term = (yb * mathfn.log(yb) if yb > 0.0 else 0.0) - yb * z - yb + mathfn.exp(z)
-                total += np.float64(w[b]) * term
+                # y log(y / p) - y + p with p = exp(z); the derivative p - y
+                p = mathfn.exp(z)
+                total += np.float64(w[b]) * ((yb * mathfn.log(yb) if yb > 0.0 else 0.0)
+                                             - yb * z - yb + p)
+                z_k[b] = Z.dtype.type(p - y[b]) * ws[b]
+            continue
+        if want_loss:  # identity
+            for b in range(nb):
+                d = np.float64(z_k[b]) - np.float64(y[b])
+                total += np.float64(w[b]) * (0.5 * d * d)
         if code == OUT_IDENTITY:
             for b in range(nb):
                 z_k[b] = (z_k[b] - y[b]) * ws[b]
