@@ -98,3 +98,9 @@ def njit_ordered(func=None, inline="never"):
     flags stay with the instructions when the function is inlined into a caller."""
     options = dict(JIT, fastmath={"contract"}, inline=inline)
     return numba.njit(**options) if func is None else numba.njit(**options)(func)
+
+
+def njit_inline(func):
+    """``njit`` for a kernel Numba inlines into each caller (its typed code becomes part of
+    the caller's) instead of calling it."""
+    return numba.njit(**dict(JIT, inline="always"))(func)

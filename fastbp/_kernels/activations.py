@@ -9,7 +9,7 @@ loop itself vectorizes.
 """
 import numpy as np
 
-from .._config import njit
+from .._config import njit, njit_inline
 from . import mathfn
 
 IDENTITY = 0
@@ -84,7 +84,8 @@ def bias_activation(row, bias, code, pre):
             row[b] = row.dtype.type(np.float64(v) * mathfn.sigmoid(v))
 
 
-@njit
+# (inlined by Numba into its caller, where ``out`` may be ``a``: see dense._delta_row)
+@njit_inline
 def backprop_row(out, t, a, pre, code):
     """``out[:] = t * act'(z)``, the derivative taken from the output ``a = act(z)``, or for
     ``keeps_pre`` codes from the input ``pre = z``.

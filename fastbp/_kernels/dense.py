@@ -13,7 +13,7 @@ batch gathered by rows), which BLAS reads transposed.
 import numpy as np
 
 from .._config import BLAS_MIN_WIDTH, BLAS_MIN_WORK, TILE_MAX_BATCH, TILE_MAX_WEIGHTS, njit
-from .activations import RELU, backprop_row, bias_activation
+from .activations import backprop_row, bias_activation
 from .batchnorm import normalize_row
 from .blas import N, T, matmul
 from .dropout import apply_row
@@ -234,14 +234,9 @@ def _delta_row(A, t, P, carry, i, nb, code, add_carry, save_carry, drop, seed, l
     if P.ctypes.data == A.ctypes.data:
         # The row updated in place: LLVM vectorizes the loop only where it sees one array
         # read and written, not two arguments holding the same row (its runtime overlap
-        # check sends those to the scalar loop: 10% of a small epoch).  backprop_row is too
-        # large for LLVM to inline here, so ReLU, the usual case, has its loop here.
-        if code == RELU:
-            zero = a.dtype.type(0)
-            for b in range(nb):
-                a[b] = t[b] * (a[b] > zero)
-        else:
-            backprop_row(a, t, a, a, code)
+        # check sends those to the scalar loop: 12.7% of the tiny workload's samples).
+        # backprop_row is too large for LLVM to inline, so Numba inlines it (njit_inline).
+        backprop_row(a, t, a, a, code)
     else:
         p = P[i * nb:(i + 1) * nb]
         backprop_row(a, t, p, p, code)
