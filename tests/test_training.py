@@ -762,3 +762,16 @@ def test_dropout_arguments_are_checked():
         fastbp.Network(SHAPE, dropout="0.5")
     with pytest.raises(ValueError, match="dropout needs a stochastic optimizer"):
         fastbp.Network(SHAPE, output="softmax", dropout=0.1).fit(X, y, optimizer="lbfgs")
+
+
+def test_a_constant_schedules_subclass_with_its_own_rate_is_followed_in_batched_epochs():
+    # (Constant.rates fills one array with lr0; a subclass that says otherwise is asked)
+    class Halved(optim.Constant):
+        def rate(self, lr0, epoch, epochs, samples_seen):
+            return lr0 / 2
+
+    a, X, y, _ = make_problem()
+    b, _, _, _ = make_problem()
+    a.fit(X, y, epochs=5, batch_size=8, learning_rate=0.1, schedule=Halved(), shuffle=False)
+    b.fit(X, y, epochs=5, batch_size=8, learning_rate=0.05, shuffle=False)
+    np.testing.assert_array_equal(a.get_params_vector(), b.get_params_vector())
