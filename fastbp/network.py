@@ -1149,32 +1149,22 @@ _ONE_THREAD = [0, None]
 def _draw_epoch_orders(rng, perm, rows, k):
     """``k`` epochs of compounding shuffles from the ``RandomState`` ``rng``: returns the
     ``(k, n)`` orders, updates ``perm`` in place and advances ``rng`` as ``k`` calls of
-    ``rng.permutation(n)`` would.  Falls back to those calls when ``rng`` is not driven by
-    MT19937, and for a single epoch (NumPy's own draw is as fast then).  The state is read
-    and written in the generator's memory (``_mt19937_address``), else through
-    ``get_state`` and ``set_state``."""
+    ``rng.permutation(n)`` would: in compiled code, on the MT19937's state read and written
+    in the generator's memory (``_mt19937_address``).  Falls back to those calls where that
+    memory is not found (another bit generator), and for a single epoch (NumPy's own draw is
+    as fast then)."""
     n = perm.shape[0]
     orders = np.empty((k, n), dtype=np.int64)
     address = _mt19937_address(rng) if k > 1 else None
-    state = rng.get_state(legacy=False) if k > 1 and address is None else None
-    if address is None and (state is None or state["bit_generator"] != "MT19937"):
+    if address is None:
         for e in range(k):
             perm[:] = perm[rng.permutation(n)]
             orders[e] = rows[perm]
         return orders
-    if address is not None:
-        words = np.frombuffer(ctypes.string_at(address, _MT_BYTES), dtype=np.uint32)
-        key, pos = words[:_MT_KEY].astype(np.int64), words[_MT_KEY:].astype(np.int64)
-    else:
-        key = np.array(state["state"]["key"], dtype=np.int64)
-        pos = np.array([state["state"]["pos"]], dtype=np.int64)
+    words = np.frombuffer(ctypes.string_at(address, _MT_BYTES), dtype=np.uint32)
+    key, pos = words[:_MT_KEY].astype(np.int64), words[_MT_KEY:].astype(np.int64)
     epoch_orders(key, pos, perm, rows, orders, np.empty(2 * n, dtype=np.int64))
-    if address is not None:
-        ctypes.memmove(address, np.concatenate([key, pos]).astype(np.uint32).tobytes(),
-                       _MT_BYTES)
-    else:
-        state["state"] = {"key": key.astype(np.uint32), "pos": int(pos[0])}
-        rng.set_state(state)
+    ctypes.memmove(address, np.concatenate([key, pos]).astype(np.uint32).tobytes(), _MT_BYTES)
     return orders
 
 

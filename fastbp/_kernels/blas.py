@@ -103,10 +103,11 @@ def matmul(ta, tb, m, n, k, alpha, A, ia, lda, B, ib, ldb, beta, C, ic, ldc):
 
 # -- binding the symbols -----------------------------------------------------------------------
 
-def _numpy_gemm():
-    """Addresses ``{"d": ..., "s": ...}`` of the 64-bit-integer ``?gemm`` of the BLAS that
-    NumPy links, or None.  (``dlsym`` on NumPy's extension module searches the libraries
-    it depends on, so the file name of the BLAS library is not needed.)"""
+def _numpy_blas(names):
+    """``{name: ctypes function}`` of the BLAS that NumPy links, for the first prefix under
+    which every one of ``names`` is found (NumPy 2's wheels: ``scipy_``, NumPy 1.2x's
+    openblas64_: none), or None.  (``dlsym`` on NumPy's extension module searches the
+    libraries it depends on, so the file name of the BLAS library is not needed.)"""
     try:
         from numpy._core import _multiarray_umath
     except ImportError:  # NumPy 1.x
@@ -115,13 +116,21 @@ def _numpy_gemm():
         lib = ctypes.CDLL(_multiarray_umath.__file__)
     except OSError:
         return None
-    for prefix in ("scipy_", ""):  # NumPy 2's wheels, then NumPy 1.2x's openblas64_
+    for prefix in ("scipy_", ""):
         try:
-            found = {x: getattr(lib, f"{prefix}{x}gemm_64_") for x in SYMBOLS}
+            return {name: getattr(lib, prefix + name) for name in names}
         except AttributeError:
             continue
-        return {x: ctypes.cast(f, ctypes.c_void_p).value for x, f in found.items()}
     return None
+
+
+def _numpy_gemm():
+    """Addresses ``{"d": ..., "s": ...}`` of the 64-bit-integer ``?gemm`` of the BLAS that
+    NumPy links, or None."""
+    found = _numpy_blas([f"{x}gemm_64_" for x in SYMBOLS])
+    if found is None:
+        return None
+    return {x: ctypes.cast(found[f"{x}gemm_64_"], ctypes.c_void_p).value for x in SYMBOLS}
 
 
 @intrinsic
@@ -188,23 +197,14 @@ def _numpy_threads():
     OpenBLAS, the one the kernels call with ``BACKEND`` ``"numpy"``; None where there are
     none (another BLAS, or the adapter).  Two calls cost about 2 us, threadpoolctl's limit
     and restore about 0.1 ms (it walks every BLAS loaded, in Python)."""
-    if BACKEND != "numpy":
+    names = ["openblas_get_num_threads64_", "openblas_set_num_threads64_"]
+    found = _numpy_blas(names) if BACKEND == "numpy" else None
+    if found is None:
         return None
-    try:
-        from numpy._core import _multiarray_umath
-    except ImportError:  # NumPy 1.x
-        from numpy.core import _multiarray_umath
-    lib = ctypes.CDLL(_multiarray_umath.__file__)
-    for prefix in ("scipy_", ""):
-        try:
-            get = getattr(lib, f"{prefix}openblas_get_num_threads64_")
-            put = getattr(lib, f"{prefix}openblas_set_num_threads64_")
-        except AttributeError:
-            continue
-        get.restype, get.argtypes = ctypes.c_int, []
-        put.restype, put.argtypes = None, [ctypes.c_int]
-        return get, put
-    return None
+    get, put = found[names[0]], found[names[1]]
+    get.restype, get.argtypes = ctypes.c_int, []
+    put.restype, put.argtypes = None, [ctypes.c_int]
+    return get, put
 
 
 #: See ``_numpy_threads``.
