@@ -535,7 +535,7 @@ class Network:
             params[:] = best_params[0]
             self._stats[:] = best_params[1]
 
-    def _history(self, shuffle=True):
+    def _history(self, shuffle):
         """What an epoch adds to the history, as it stands (see ``_restore_history``);
         without ``shuffle`` (no epoch draws from the generator), not the generator's state."""
         return (self.n_iter_, self.t_, self._epoch, self._lr, self._no_improvement,
