@@ -14,7 +14,7 @@ shortcuts, the second half of ``tmp`` carries their gradients down the backward 
 """
 import numpy as np
 
-from .._config import SPLIT_MIN_ROWS, njit
+from .._config import SPLIT_MIN_ROWS, njit, njit_inline
 from .activations import IDENTITY, keeps_pre
 from . import batchnorm
 from .batchnorm import EVAL, TRAIN, TRAIN_UPDATE
@@ -180,26 +180,35 @@ def forward_rows(params, X, order, start, nb, layers, abuf, stats, mode, drop, s
     """Forward pass over the rows ``order[start:start+nb]`` of ``X`` (gathered into ``abuf``
     unless ``gathered``: already in place); returns the offset of the output logits in
     ``abuf``.  ``mode``, ``drop``, ``seed``: as in ``forward_batch``."""
-    n_layers = layers.shape[0]
-    n_in0 = layers[0, 0]
-    first = np.int64(0)  # (see _RUNTIME)
     if rows_first(layers, nb):
         # Sample-major rows: the copy is contiguous (a transposing gather of a wide
         # input costs as much as a GEMM), and BLAS reads the block as its transpose.
         if not gathered:
             gather_rows(X, order, start, nb, abuf)
-        keep0 = abuf[pre_offset(layers, nb, first, n_in0 * nb):]
-        blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], abuf, first,
-                     np.bool_(True), abuf[n_in0 * nb:], nb,
-                     layers[0, 2] if n_layers > 1 else IDENTITY, keep0, layers[0, 6], mode,
-                     abuf[bn_offset(layers, nb, first, abuf.shape[0]):], stats, layers[0, 7])
-        if n_layers > 1 and keeps_separately(layers, first):
-            finish_hidden(layers, first, abuf[n_in0 * nb:], keep0, abuf, first, np.bool_(True),
-                          nb, drop, seed)
-        return forward_batch(params, layers, abuf, nb, stats, mode, first + 1, drop, seed)
+        return forward_from_rows(params, layers, abuf, np.int64(0), abuf, nb, stats, mode,
+                                 drop, seed)
     if not gathered:
         gather(X, order, start, nb, abuf)
-    return forward_batch(params, layers, abuf, nb, stats, mode, first, drop, seed)
+    return forward_batch(params, layers, abuf, nb, stats, mode, np.int64(0), drop, seed)
+
+
+@njit_inline
+def forward_from_rows(params, layers, A, ia, abuf, nb, stats, mode, drop, seed):
+    """``forward_batch`` for a batch whose inputs are the sample-major ``(nb, n_features)``
+    block at ``A[ia:]`` (a gathered batch at the start of ``abuf``, or consecutive rows of
+    X read in place), the first layer through BLAS (``rows_first``)."""
+    n_layers = layers.shape[0]
+    n_in0 = layers[0, 0]
+    first = np.int64(0)  # (see _RUNTIME)
+    keep0 = abuf[pre_offset(layers, nb, first, n_in0 * nb):]
+    blas_forward(params, layers[0, 3], layers[0, 4], n_in0, layers[0, 1], A, ia, np.bool_(True),
+                 abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY, keep0,
+                 layers[0, 6], mode, abuf[bn_offset(layers, nb, first, abuf.shape[0]):], stats,
+                 layers[0, 7])
+    if n_layers > 1 and keeps_separately(layers, first):
+        finish_hidden(layers, first, abuf[n_in0 * nb:], keep0, A, ia, np.bool_(True), nb, drop,
+                      seed)
+    return forward_batch(params, layers, abuf, nb, stats, mode, first + 1, drop, seed)
 
 
 @njit
@@ -249,6 +258,17 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
                                    abuf[prev:off], U, nb)
         off = prev
     return loss
+
+
+@njit
+def batch_slice(nb, parts, part):
+    """How ``parts`` threads share a batch of ``nb`` rows: ``(k, lo, hi)``, the batch cut
+    into ``k`` slices of at least ``SPLIT_MIN_ROWS`` rows (at most ``parts``; 1: the whole
+    batch, to part 0) and part ``part``'s rows ``lo:hi`` of it (empty past the ``k``-th)."""
+    k = max(min(parts, nb // SPLIT_MIN_ROWS), 1)
+    if part >= k:
+        return k, np.int64(0), np.int64(0)
+    return k, (nb * part) // k, (nb * (part + 1)) // k
 
 
 @njit
@@ -328,24 +348,18 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
             if sw_sum <= 0.0:
                 continue
             seed = batch_seed(seeds[e], start) if drop > 0.0 else 0
-            k = min(parts, nb // SPLIT_MIN_ROWS)
+            k, lo, hi = batch_slice(nb, parts, part)
             gathered = same_batch and e > 0
             mine = shared[part]
             mine[0] = 0.0
-            if k > 1:
-                # One slice of the batch per part.
-                if part < k:
-                    lo = (nb * part) // k
-                    hi = (nb * (part + 1)) // k
-                    g = grad if lead else grads[part - 1]
-                    mine[0] = batch_gradient(
-                        params, X, Y, SW, order, start + lo, hi - lo, layers, abufs[part],
-                        tmps[part], g, 1.0 / sw_sum, want_loss, stats, np.int64(TRAIN_UPDATE),
-                        0.0, np.int64(0), gathered)
-            elif lead:
-                mine[0] = batch_gradient(params, X, Y, SW, order, start, nb, layers, abufs[0],
-                                         tmps[0], grad, 1.0 / sw_sum, want_loss, stats,
-                                         np.int64(TRAIN_UPDATE), drop, seed, gathered)
+            if hi > lo:
+                # The part's slice of the batch (the whole batch, part 0's, when k is 1;
+                # dropout only then, see network._split_parts).
+                mine[0] = batch_gradient(
+                    params, X, Y, SW, order, start + lo, hi - lo, layers, abufs[part],
+                    tmps[part], grad if lead else grads[part - 1], 1.0 / sw_sum, want_loss,
+                    stats, np.int64(TRAIN_UPDATE), drop if k == 1 else 0.0,
+                    seed if k == 1 else 0, gathered)
             if barrier(sync, parts):
                 return -1
             # The update, each part on its share lo:hi of the flat vectors: the slices'
@@ -425,13 +439,10 @@ def probe_outputs(params, X, probe, layers, parts, part, abuf, tmp, stats):
     """How many of the outputs of the rows ``probe`` of ``X`` are not finite, in evaluation
     mode, among those of slice ``part`` when ``parts`` threads cut them as a batch (see
     ``run_epochs``)."""
-    nb = probe.shape[0]
-    k = min(parts, nb // SPLIT_MIN_ROWS)
-    if nb == 0 or part >= max(k, 1):
-        return 0.0
-    lo = (nb * part) // k if k > 1 else 0
-    hi = (nb * (part + 1)) // k if k > 1 else nb
+    _, lo, hi = batch_slice(probe.shape[0], parts, part)
     m = hi - lo
+    if m == 0:
+        return 0.0
     off = forward_rows(params, X, probe, lo, m, layers, abuf, stats, np.int64(EVAL), 0.0,
                        np.int64(0), np.bool_(False))
     n_layers = layers.shape[0]
@@ -476,27 +487,18 @@ def predict_rows(params, X, order, layers, chunk, abuf, tmp, out, stats):
     n = X.shape[0]
     n_layers = layers.shape[0]
     n_out = layers[n_layers - 1, 1]
-    n_in0, n_out0 = layers[0, 0], layers[0, 1]
-    mode, first, seed = np.int64(EVAL), np.int64(0), np.int64(0)  # (see _RUNTIME)
-    rows = np.bool_(True)
+    n_in0 = layers[0, 0]
+    mode, seed = np.int64(EVAL), np.int64(0)  # (see _RUNTIME)
     X1 = X.reshape(-1)
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
-        if use_blas(n_in0, n_out0, nb):
-            # The rows are consecutive: BLAS reads them in place, as the transposed
-            # (n_features, nb) matrix the feature-major layout wants, without a gather.
-            keep0 = abuf[pre_offset(layers, nb, first, n_in0 * nb):]
-            U = abuf[bn_offset(layers, nb, first, abuf.shape[0]):]
-            blas_forward(params, layers[0, 3], layers[0, 4], n_in0, n_out0, X1, start * n_in0,
-                         rows, abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY,
-                         keep0, layers[0, 6], mode, U, stats, layers[0, 7])
-            if n_layers > 1 and keeps_separately(layers, first):
-                finish_hidden(layers, first, abuf[n_in0 * nb:], keep0, X1, start * n_in0, rows,
-                              nb, 0.0, seed)
-            off = forward_batch(params, layers, abuf, nb, stats, mode, first + 1, 0.0, seed)
+        if rows_first(layers, nb):
+            # The rows are consecutive: BLAS reads them in place, without a gather.
+            off = forward_from_rows(params, layers, X1, start * n_in0, abuf, nb, stats, mode,
+                                    0.0, seed)
         else:
             gather(X, order, start, nb, abuf)
-            off = forward_batch(params, layers, abuf, nb, stats, mode, first, 0.0, seed)
+            off = forward_batch(params, layers, abuf, nb, stats, mode, np.int64(0), 0.0, seed)
         Z = abuf[off:off + n_out * nb]
         output_activation(layers[n_layers - 1, 2], Z, nb, n_out, tmp)
         for b in range(nb):
