@@ -1161,10 +1161,15 @@ def _draw_epoch_orders(rng, perm, rows, k):
             perm[:] = perm[rng.permutation(n)]
             orders[e] = rows[perm]
         return orders
-    words = np.frombuffer(ctypes.string_at(address, _MT_BYTES), dtype=np.uint32)
-    key, pos = words[:_MT_KEY].astype(np.int64), words[_MT_KEY:].astype(np.int64)
-    epoch_orders(key, pos, perm, rows, orders, np.empty(2 * n, dtype=np.int64))
-    ctypes.memmove(address, np.concatenate([key, pos]).astype(np.uint32).tobytes(), _MT_BYTES)
+    # Under the generator's lock, as NumPy's own draws are: another thread drawing from the
+    # same generator meanwhile (NumPy's global one, say) waits instead of drawing from
+    # the state this copy is about to overwrite (it would then draw the same numbers again).
+    with rng._bit_generator.lock:
+        words = np.frombuffer(ctypes.string_at(address, _MT_BYTES), dtype=np.uint32)
+        key, pos = words[:_MT_KEY].astype(np.int64), words[_MT_KEY:].astype(np.int64)
+        epoch_orders(key, pos, perm, rows, orders, np.empty(2 * n, dtype=np.int64))
+        ctypes.memmove(address, np.concatenate([key, pos]).astype(np.uint32).tobytes(),
+                       _MT_BYTES)
     return orders
 
 
@@ -1197,13 +1202,15 @@ def _generator_state(rng):
     address = _mt19937_address(rng)
     if address is None:
         return rng.get_state(legacy=False)
-    return ctypes.string_at(address, _MT_BYTES)
+    with rng._bit_generator.lock:  # (a whole state, not one torn by another thread's draw)
+        return ctypes.string_at(address, _MT_BYTES)
 
 
 def _set_generator_state(rng, state):
     """``rng`` back to a state of ``_generator_state`` (taken from this very generator)."""
     if isinstance(state, bytes):
-        ctypes.memmove(_mt19937_address(rng), state, _MT_BYTES)
+        with rng._bit_generator.lock:
+            ctypes.memmove(_mt19937_address(rng), state, _MT_BYTES)
     else:
         rng.set_state(state)
 

@@ -58,3 +58,29 @@ def test_the_generator_state_copied_from_its_memory_replays_the_same_draws():
     first = other.permutation(50)
     network._set_generator_state(other, saved)
     np.testing.assert_array_equal(other.permutation(50), first)
+
+
+@pytest.mark.parametrize("use", ["draw", "save", "restore"])
+def test_the_copies_of_the_generator_state_wait_for_its_lock(use):
+    # NumPy's draws hold the bit generator's lock; the copies read and write the state
+    # behind NumPy's back, so they must hold it too: otherwise another thread's draws
+    # from the same generator (NumPy's global one, say) are undone and served again.
+    import threading
+    import time
+
+    from fastbp import network
+
+    rng = np.random.RandomState(4)
+    rows = np.arange(100, dtype=np.int64)
+    saved = network._generator_state(rng)
+    action = {"draw": lambda: draw_epoch_orders(rng, rows.copy(), rows, 3),
+              "save": lambda: network._generator_state(rng),
+              "restore": lambda: network._set_generator_state(rng, saved)}[use]
+    done = threading.Event()
+    with rng._bit_generator.lock:
+        worker = threading.Thread(target=lambda: (action(), done.set()))
+        worker.start()
+        time.sleep(0.2)
+        assert not done.is_set()  # waiting for the lock held here
+    worker.join(10)
+    assert done.is_set()
