@@ -76,6 +76,7 @@ def test_the_copies_of_the_generator_state_wait_for_its_lock(use):
     action = {"draw": lambda: draw_epoch_orders(rng, rows.copy(), rows, 3),
               "save": lambda: network._generator_state(rng),
               "restore": lambda: network._set_generator_state(rng, saved)}[use]
+    action()  # (compiled or loaded before the clock below starts)
     done = threading.Event()
     with rng._bit_generator.lock:
         worker = threading.Thread(target=lambda: (action(), done.set()))
