@@ -391,6 +391,8 @@ class Network:
                        tol, callbacks, verbose, warm_start, n_threads):
         """``fit`` after validation: ``X``, ``Y``, ``SW`` converted, the rows to train on
         (in their unshuffled order) and the validation triple ``(X, Y, SW or None)`` chosen."""
+        if isinstance(opt, LBFGS):
+            _check_lbfgs_layers(self.dropout, self.batch_norm)  # (before anything is reset)
         continuing = warm_start and self._hyper is not None and self._optimizer == opt
         if not continuing:
             self._reset_training()
@@ -404,11 +406,6 @@ class Network:
 
         with _threads(n_threads):
             if isinstance(opt, LBFGS):
-                for name in ("dropout", "batch_norm"):
-                    if getattr(self, name):
-                        raise ValueError(f"{name} needs a stochastic optimizer: L-BFGS "
-                                         "minimises one fixed objective (use 'sgd', 'adam', "
-                                         "...)")
                 return self._fit_lbfgs(X, Y, SW, train_rows, epochs, alpha, opt, tol, callbacks)
             self._fit_stochastic(X, Y, SW, train_rows, val, epochs, batch_size, lr0, sched, shuffle,
                                  early_stopping, n_iter_no_change, tol, callbacks, verbose)
@@ -1235,6 +1232,15 @@ def _check_callbacks(callbacks):
         if not callable(cb):
             raise TypeError(f"callbacks[{i}] must be callable, got {cb!r}")
     return callbacks
+
+
+def _check_lbfgs_layers(dropout, batch_norm):
+    """L-BFGS takes neither dropout nor batch normalization (both make each step's
+    objective a different one)."""
+    for name, value in (("dropout", dropout), ("batch_norm", batch_norm)):
+        if value:
+            raise ValueError(f"{name} needs a stochastic optimizer: L-BFGS minimises one "
+                             "fixed objective (use 'sgd', 'adam', ...)")
 
 
 def _check_threads(n_threads):

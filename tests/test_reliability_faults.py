@@ -288,6 +288,43 @@ def test_a_fault_during_an_estimators_fit_leaves_it_usable(classifier, solver, a
     record_case("faults: estimator fit", fault)
 
 
+@pytest.mark.parametrize("bad", [dict(solver="lbfgs", dropout=0.5),
+                                 dict(solver="lbfgs", batch_norm=True),
+                                 dict(n_threads="too many")])
+def test_a_bad_mix_of_parameters_leaves_an_estimator_as_it_was(bad):
+    import numba
+
+    if bad.get("n_threads") == "too many":
+        bad = dict(n_threads=numba.config.NUMBA_NUM_THREADS + 1)
+    X, y = make_data(60, 3, 2, "softmax", seed=0)
+    fresh = fastbp.MLPClassifier(hidden_layer_sizes=(5,), random_state=0, **bad)
+    with pytest.raises(ValueError, match="dropout|batch_norm|n_threads"):
+        fresh.fit(X, y)
+    assert not hasattr(fresh, "coefs_")  # still unfitted
+    fitted = fastbp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted.fit(X, y)
+    coefs, curve, proba = fitted.coefs_[0].copy(), list(fitted.loss_curve_), fitted.predict_proba(X)
+    with pytest.raises(ValueError, match="dropout|batch_norm|n_threads"):
+        fitted.set_params(**bad).fit(X, y)
+    np.testing.assert_array_equal(fitted.coefs_[0], coefs)
+    assert fitted.loss_curve_ == curve and fitted.n_iter_ == 5
+    np.testing.assert_array_equal(fitted.predict_proba(X), proba)
+
+
+def test_lbfgs_on_a_dropout_network_raises_before_touching_its_history():
+    X, y = make_data(60, 3, 2, "softmax", seed=1)
+    net = fastbp.Network([3, 5, 2], output="softmax", dropout=0.2, random_state=0)
+    net.fit(X, y, epochs=4, optimizer="adam")
+    curve, optimizer = list(net.loss_curve_), net._optimizer
+    with pytest.raises(ValueError, match="dropout needs a stochastic optimizer"):
+        net.fit(X, y, epochs=4, optimizer="lbfgs")
+    assert net.loss_curve_ == curve and net.n_iter_ == 4 and net._optimizer is optimizer
+    net.fit(X, y, epochs=1, optimizer="adam", warm_start=True)  # Adam's state continues
+    assert len(net.loss_curve_) == 5
+
+
 @pytest.mark.parametrize("fault, kept", [(KeyboardInterrupt, 3), (RuntimeError, 2)])
 def test_lbfgs_fault_in_a_callback_keeps_the_right_iteration(fault, kept):
     """Ctrl-C from a callback keeps the iteration that completed; any other exception the
