@@ -92,7 +92,17 @@ def check_layers(layers):
         raise TypeError(f"layers must be a list of layer widths such as [2, 10, 1], got {layers!r}")
     if len(layers) < 2:
         raise ValueError(f"layers must give at least an input and an output width, got {list(layers)!r}")
-    return tuple(check_int(f"layers[{i}]", w) for i, w in enumerate(layers))
+    widths = tuple(check_int(f"layers[{i}]", w) for i, w in enumerate(layers))
+    n_params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    if n_params >= MAX_PARAMS:
+        raise ValueError(f"layers {list(widths)!r} make {n_params} parameters, more than a "
+                         f"network can index ({MAX_PARAMS})")
+    return widths
+
+
+#: Parameters a network may have: its offsets and sizes are int64 (and products of them
+#: with the batch size must not overflow either).
+MAX_PARAMS = 2 ** 48
 
 
 def _as_numeric(name, a):

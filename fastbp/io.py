@@ -45,6 +45,10 @@ def save(net, path):
         raise ValueError(f"cannot save to {path!r}: the optimizer {opt!r} is not one of "
                          f"fastbp's ({', '.join(_OPTIMIZERS)}), so the file could not be loaded")
     rng_state = net._rng.get_state()
+    if not isinstance(rng_state, tuple):  # (get_state's tuple is MT19937's alone)
+        raise ValueError(f"cannot save to {path!r}: the network's random_state draws from "
+                         f"{type(net._rng._bit_generator).__name__}, and the file keeps an "
+                         "MT19937 state (pass an int or a RandomState seeded as usual)")
     spec = {
         "format": FORMAT, "version": VERSION,
         "layers": list(net.layers), "activation": net.activation, "output": net.output,
@@ -162,8 +166,9 @@ def load(path):
     except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise bad(f"its architecture is invalid ({exc})") from None
     state = spec.get("dropout_state", [0, 0])
-    if not (isinstance(state, list) and len(state) == 2 and all(_is_int(v) and 0 <= v < 2 ** 63
-                                                                  for v in state)):
+    # (the seed as the network draws it; then seed + epochs + any fit's epochs fit int64)
+    if not (isinstance(state, list) and len(state) == 2
+            and all(_is_int(v) and 0 <= v < limit for v, limit in zip(state, (2 ** 62, 2 ** 61)))):
         raise bad(f"its dropout state is invalid ({state!r})")
     net._dropout_seed, net._dropout_epochs = state
     _expect(data, "params", net._params.shape, net.dtype, bad)

@@ -212,6 +212,9 @@ def test_convergence_warning_and_parameter_errors():
         MLPRegressor(learning_rate_init=0).fit(X, y)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
         MLPClassifier(hidden_layer_sizes=(3, 0)).fit(X, y)
+    for sizes in [(2.5,), (3.7, 2), (1e30,)]:  # (not truncated to whole units)
+        with pytest.raises(TypeError, match="hidden_layer_sizes must be integers"):
+            MLPClassifier(hidden_layer_sizes=sizes).fit(X, y)
     with pytest.raises(ValueError, match="validation set is too small"):
         MLPRegressor(early_stopping=True, validation_fraction=0.01).fit(X[:20], y[:20])
     with pytest.raises(ValueError, match="non-negative"):

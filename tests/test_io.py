@@ -403,6 +403,9 @@ def _delete(key):
     _set("layers", "354"),
     _set("layers", [3, 0, 4]),
     _set("layers", [3, 5.0, 4]),
+    _set("layers", [2 ** 62, 6, 4]),  # (no OverflowError: a ValueError as for any bad file)
+    _set("dropout_state", [2 ** 63 - 1, 0]),  # (seeds that would overflow int64 in a fit)
+    _set("dropout_state", [0, 2 ** 63 - 1]),
     _delete("layers"),
     _set("activation", "mish"),
     _set("output", ["softmax"]),
@@ -614,6 +617,16 @@ def test_save_refuses_an_optimizer_load_cannot_rebuild(tmp_path):
     with pytest.raises(ValueError, match="MyAdam") as info:
         net.save(tmp_path / "m.npz")
     assert str(tmp_path / "m.npz") in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_refuses_a_generator_the_file_cannot_hold(tmp_path):
+    X, y = data()
+    net = fastbp.Network(SHAPE, output="softmax",
+                         random_state=np.random.RandomState(np.random.PCG64(0)))
+    net.fit(X, y, epochs=1)
+    with pytest.raises(ValueError, match="PCG64.*MT19937"):
+        net.save(tmp_path / "m.npz")
     assert os.listdir(tmp_path) == []
 
 

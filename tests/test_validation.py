@@ -222,6 +222,8 @@ def test_bad_y_is_rejected(output, n_out, y, exc, match):
     ([3, np.float64(4), 1], TypeError, r"layers\[1\] must be an integer"),
     ([3, 4.5, 1], TypeError, r"layers\[1\] must be an integer"),
     ([3, True, 1], TypeError, r"layers\[1\] must be an integer, got bool"),
+    ([2 ** 62, 2, 1], ValueError, r"make 9223372036854775813 parameters, more than a network"),
+    ([2 ** 24, 2 ** 24, 1], ValueError, "parameters, more than a network can index"),
     ([3, "4", 1], TypeError, r"layers\[1\] must be an integer, got str"),
     ([3, None, 1], TypeError, r"layers\[1\] must be an integer"),
     ("3,4,1", TypeError, "layers must be a list of layer widths"),
