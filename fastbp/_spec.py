@@ -7,6 +7,7 @@ from ._kernels.activations import (ELU, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RE
                                   SWISH, TANH)
 from ._kernels.losses import (OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX,
                               SCRATCH_PER_SAMPLE)
+from ._validation import assign_array
 
 #: Hidden activations by public name.
 ACTIVATIONS = {
@@ -85,6 +86,57 @@ def layer_table(widths, activation_code, output_code, residual=False, dropout=Fa
 def n_running_stats(table):
     """Length of the running-statistics array (means and variances of batch-normalized layers)."""
     return int(2 * table[table[:, G_OFF] >= 0, N_OUT].sum())
+
+
+class ParamViews(list):
+    """A network's arrays of one kind (``coefs_``, ``intercepts_``, ...), each a view of its
+    parameters: assigning an item writes into that view (checked by ``assign_array``), so
+    that ``net.coefs_[1] = W`` changes the network as scikit-learn's attribute would; one
+    array per layer, so the list's length is fixed.  Pickled or copied, a plain list."""
+
+    def __init__(self, name, views):
+        super().__init__(views)
+        self.name = name
+
+    def __setitem__(self, index, value):
+        if isinstance(index, slice):
+            positions = range(len(self))[index]
+            values = list(value)
+            if len(values) != len(positions):
+                raise ValueError(f"{self.name}[{index.start}:{index.stop}] needs "
+                                 f"{len(positions)} arrays, got {len(values)}")
+            self._assign(positions, values)
+        else:
+            target = list.__getitem__(self, index)  # (IndexError, TypeError as a list's)
+            assign_array(target, value, f"{self.name}[{index % len(self)}]")
+
+    def assign(self, values):
+        """Every array at once, from a sequence of as many (all checked before any is
+        written)."""
+        values = list(values)
+        if len(values) != len(self):
+            raise ValueError(f"{self.name} must hold {len(self)} arrays, got {len(values)}")
+        self._assign(range(len(self)), values)
+
+    def _assign(self, positions, values):
+        backup = [list.__getitem__(self, i).copy() for i in positions]
+        try:
+            for i, v in zip(positions, values):
+                assign_array(list.__getitem__(self, i), v, f"{self.name}[{i}]")
+        except BaseException:
+            for i, b in zip(positions, backup):
+                list.__getitem__(self, i)[...] = b
+            raise
+
+    def _fixed(self, *args, **kwargs):
+        raise TypeError(f"{self.name} holds one array per layer: assign arrays to its items "
+                        "instead")
+
+    append = extend = insert = pop = remove = clear = sort = reverse = _fixed
+    __delitem__ = __iadd__ = __imul__ = _fixed
+
+    def __reduce__(self):
+        return list, (list(self),)
 
 
 def weight_views(params, table):

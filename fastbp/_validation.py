@@ -165,6 +165,19 @@ def _convert(arr, dtype):
         return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def assign_array(target, value, name):
+    """Write ``value`` into the array ``target`` (a view of a network's parameters, say):
+    numeric, of ``target``'s shape, finite in ``target``'s dtype; else a TypeError or
+    ValueError naming ``name``, and ``target`` unchanged."""
+    arr = _as_numeric(name, value)
+    if arr.shape != target.shape:
+        raise ValueError(f"{name} must have shape {target.shape}, got {arr.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(target.dtype)
+    _check_finite(name, out, source=arr)
+    target[...] = out
+
+
 def check_X(X, dtype, n_features=None, name="X"):
     """A finite 2-D array of ``dtype`` in C order, with at least one row and one column.
 

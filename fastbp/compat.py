@@ -8,7 +8,7 @@ in float64.
 """
 import numpy as np
 
-from ._validation import check_int, check_positive_float
+from ._validation import assign_array, check_int, check_positive_float
 from ._kernels.optimizers import H_LR
 from .network import DivergenceError, Network, _Trainer
 from .optim import SGD
@@ -56,11 +56,7 @@ class NeuralNetwork:
             return arrays[i] if kind == "W" else arrays[i].reshape(1, -1)
 
         def set(self, value):
-            target = get(self)
-            value = np.asarray(value, dtype=np.float64)
-            if value.shape != target.shape:
-                raise ValueError(f"{kind}{i + 1} must have shape {target.shape}, got {value.shape}")
-            target[...] = value
+            assign_array(get(self), value, f"{kind}{i + 1}")
 
         return property(get, set)
 

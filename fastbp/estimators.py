@@ -140,7 +140,7 @@ class _BaseMLP(BaseEstimator):
 
     @coefs_.setter
     def coefs_(self, values):
-        self._set_arrays(self._fitted_net().coefs_, values, "coefs_")
+        self._fitted_net().coefs_ = values
 
     @property
     def intercepts_(self):
@@ -148,17 +148,7 @@ class _BaseMLP(BaseEstimator):
 
     @intercepts_.setter
     def intercepts_(self, values):
-        self._set_arrays(self._fitted_net().intercepts_, values, "intercepts_")
-
-    @staticmethod
-    def _set_arrays(targets, values, name):
-        if len(values) != len(targets):
-            raise ValueError(f"{name} must hold {len(targets)} arrays, got {len(values)}")
-        for i, (t, v) in enumerate(zip(targets, values)):
-            v = np.asarray(v)
-            if v.shape != t.shape:
-                raise ValueError(f"{name}[{i}] must have shape {t.shape}, got {v.shape}")
-            t[...] = v
+        self._fitted_net().intercepts_ = values
 
     # -- fit --------------------------------------------------------------------------------------
 

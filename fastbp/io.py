@@ -44,11 +44,12 @@ def save(net, path):
     if opt is not None and _OPTIMIZERS.get(type(opt).__name__) is not type(opt):
         raise ValueError(f"cannot save to {path!r}: the optimizer {opt!r} is not one of "
                          f"fastbp's ({', '.join(_OPTIMIZERS)}), so the file could not be loaded")
-    rng_state = net._rng.get_state()
-    if not isinstance(rng_state, tuple):  # (get_state's tuple is MT19937's alone)
+    bitgen = net._rng._bit_generator
+    if not isinstance(bitgen, np.random.MT19937):
         raise ValueError(f"cannot save to {path!r}: the network's random_state draws from "
-                         f"{type(net._rng._bit_generator).__name__}, and the file keeps an "
-                         "MT19937 state (pass an int or a RandomState seeded as usual)")
+                         f"{type(bitgen).__name__}, and the file keeps an MT19937 state (pass "
+                         "an int or a RandomState seeded as usual)")
+    rng_state = net._rng.get_state()
     spec = {
         "format": FORMAT, "version": VERSION,
         "layers": list(net.layers), "activation": net.activation, "output": net.output,

@@ -28,8 +28,8 @@ from ._kernels.finite import all_finite
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, SGD as SGD_KIND
 from ._kernels.shuffle import epoch_orders
 from ._kernels.sync import ABORT, SYNC_SIZE
-from ._spec import (ACTIVATIONS, G_OFF, N_OUT, OUTPUTS, S_OFF, buffer_sizes, has_shortcuts,
-                    layer_table, n_running_stats, scale_views, weight_views)
+from ._spec import (ACTIVATIONS, G_OFF, N_OUT, OUTPUTS, S_OFF, ParamViews, buffer_sizes,
+                    has_shortcuts, layer_table, n_running_stats, scale_views, weight_views)
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
                           check_layers, check_nonnegative_float, check_optional_positive_float,
                           check_positive_float, check_random_state, check_sample_weight,
@@ -145,13 +145,32 @@ class Network:
     # -- parameters -----------------------------------------------------------------------------
 
     def _set_views(self):
-        self.coefs_, self.intercepts_ = weight_views(self._params, self._table)
-        self.scales_ = scale_views(self._params, self._table)
+        coefs, intercepts = weight_views(self._params, self._table)
         normalized = self._table[self._table[:, G_OFF] >= 0]
-        self.running_means_ = [self._stats[s:s + n] for n, s in
-                               zip(normalized[:, N_OUT], normalized[:, S_OFF])]
-        self.running_vars_ = [self._stats[s + n:s + 2 * n] for n, s in
-                              zip(normalized[:, N_OUT], normalized[:, S_OFF])]
+        views = {"coefs_": coefs, "intercepts_": intercepts,
+                 "scales_": scale_views(self._params, self._table),
+                 "running_means_": [self._stats[s:s + n] for n, s in
+                                    zip(normalized[:, N_OUT], normalized[:, S_OFF])],
+                 "running_vars_": [self._stats[s + n:s + 2 * n] for n, s in
+                                   zip(normalized[:, N_OUT], normalized[:, S_OFF])]}
+        self._views = {name: ParamViews(name, v) for name, v in views.items()}
+
+    def _views_property(name):
+        """The network's ``name`` arrays (``ParamViews``); assigning a list writes them all."""
+        def get(self):
+            return self._views[name]
+
+        def put(self, values):
+            self._views[name].assign(values)
+
+        return property(get, put)
+
+    coefs_ = _views_property("coefs_")
+    intercepts_ = _views_property("intercepts_")
+    scales_ = _views_property("scales_")
+    running_means_ = _views_property("running_means_")
+    running_vars_ = _views_property("running_vars_")
+    del _views_property
 
     def _initialise(self):
         rng = self._rng
@@ -219,8 +238,7 @@ class Network:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("coefs_", "intercepts_", "scales_", "running_means_", "running_vars_"):
-            del state[name]
+        del state["_views"]  # (views of _params and _stats, made again by __setstate__)
         return state
 
     def __setstate__(self, state):

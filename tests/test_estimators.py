@@ -236,6 +236,27 @@ def test_fastbp_extras():
     assert np.allclose(est.predict_proba(X), est.predict_proba(X)[0])
 
 
+def test_assigning_an_item_of_coefs_changes_the_model_as_in_scikit_learn():
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    ours = quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0), X, y)
+    theirs = quiet_fit(sk.MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0),
+                       X, y)
+    for est in (ours, theirs):
+        est.coefs_[1] = np.zeros_like(est.coefs_[1])
+        est.intercepts_[-1] = np.zeros(1)
+    np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))  # all 0.5
+    assert np.all(ours.predict_proba(X) == 0.5)
+    assert np.all(pickle.loads(pickle.dumps(ours)).predict_proba(X) == 0.5)
+    before = ours.coefs_[0].copy()
+    for bad in ([np.full((4, 5), np.nan), np.zeros((5, 1))],
+                [np.ones((4, 5)), np.full((5, 1), np.inf)]):  # (the first array not kept either)
+        with pytest.raises(ValueError, match=r"coefs_\[[01]\] contains NaN or infinity"):
+            ours.coefs_ = bad
+        np.testing.assert_array_equal(ours.coefs_[0], before)
+    with pytest.raises(ValueError, match=r"intercepts_\[0\] contains NaN"):
+        ours.intercepts_[0] = np.full(5, np.nan)
+
+
 def test_deep_network_extras_reach_the_network():
     X, y = digits()
     X = X * 16.0  # unscaled pixels: batch normalization copes

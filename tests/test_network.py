@@ -365,6 +365,38 @@ def test_parameters_are_views_of_one_vector():
     np.testing.assert_allclose(net.forward(X), before + 1.0)
 
 
+def test_assigning_to_the_lists_of_views_writes_the_parameters():
+    import copy
+
+    net = fastbp.Network([3, 4, 2], batch_norm=True, random_state=0)
+    X = np.ones((2, 3))
+    net.coefs_[1] = np.zeros((4, 2))  # an item, as in scikit-learn: written into the vector
+    net.intercepts_[-1] = [1.0, 2.0]
+    np.testing.assert_array_equal(net.forward(X), [[1.0, 2.0], [1.0, 2.0]])
+    net.scales_ = [np.full(4, 2.0)]  # a whole list
+    net.running_vars_[0] = np.full(4, 3.0)
+    assert np.all(net.scales_[0] == 2.0) and np.all(net._stats[4:] == 3.0)
+    vector = net.get_params_vector()
+    for bad, exc, match in [
+            (lambda: net.coefs_.__setitem__(0, np.zeros((3, 5))), ValueError, "shape"),
+            (lambda: net.coefs_.__setitem__(0, np.full((3, 4), np.nan)), ValueError, "NaN"),
+            (lambda: net.coefs_.__setitem__(slice(0, 2), [np.ones((3, 4)), np.zeros(2)]),
+             ValueError, "shape"),
+            (lambda: net.intercepts_.__setitem__(0, "abc"), TypeError, "numeric"),
+            (lambda: setattr(net, "coefs_", [np.ones((3, 4))]), ValueError, "hold 2 arrays"),
+            (lambda: net.coefs_.append(np.ones((4, 2))), TypeError, "one array per layer"),
+            (lambda: net.coefs_.pop(), TypeError, "one array per layer")]:
+        with pytest.raises(exc, match=match):
+            bad()
+        np.testing.assert_array_equal(net.get_params_vector(), vector)  # nothing half-written
+    for copied in (pickle.loads(pickle.dumps(net.coefs_)), copy.deepcopy(net.coefs_)):
+        assert type(copied) is list and not np.shares_memory(copied[0], net._params)
+        np.testing.assert_array_equal(copied[1], net.coefs_[1])
+    nn = fastbp.NeuralNetwork(3, 4, 1)
+    with pytest.raises(ValueError, match="W1 contains NaN"):
+        nn.W1 = np.full((3, 4), np.nan)
+
+
 def test_same_random_state_gives_identical_weights():
     X, y = make_data(60, 3, 1, "sigmoid")
     a = fastbp.Network([3, 6, 1], output="sigmoid", random_state=11).fit(X, y, epochs=5)
