@@ -245,8 +245,9 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     sw = _as_numeric("sample_weight", sample_weight)
     if sw.shape != (n_samples,):
         raise ValueError(f"sample_weight must have shape ({n_samples},), got {sw.shape}")
-    sw = np.ascontiguousarray(sw, dtype=dtype)
-    _check_finite("sample_weight", sw)
+    out = _convert(sw, dtype)
+    _check_finite("sample_weight", out, source=sw)
+    sw = out
     if (sw < 0).any():
         raise ValueError("sample_weight must be non-negative")
     if not sw.any():

@@ -477,8 +477,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)``, continuing the optimizer state.
 
-        ``classes`` (all the classes ``y`` may hold) is required on the first call,
-        unless ``y`` is a multilabel indicator matrix.
+        ``classes`` (all the classes ``y`` may hold) is required on the first call, as in
+        scikit-learn; for a multilabel indicator matrix ``y``, any value (the columns of
+        ``y`` are the labels then, as scikit-learn takes them).
         """
         self._validate_params()
         return self._transaction(self._partial_fit, X, y, sample_weight, classes)

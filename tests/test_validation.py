@@ -121,6 +121,15 @@ def test_X_too_large_for_float32_is_named_as_such(entry):
     assert np.isfinite(_nn().forward(X)).all()
 
 
+def test_sample_weights_too_large_for_float32_are_named_as_such():
+    X, y = make_X(), np.zeros(len(make_X()))
+    sw = np.ones(len(X))
+    sw[3] = 1e300
+    net = fastbp.Network([X.shape[1], 3, 1], dtype=np.float32, random_state=0)
+    with pytest.raises(ValueError, match=r"sample_weight has values too large for float32"):
+        net.fit(X, y, sample_weight=sw, epochs=1)
+
+
 # -- y: every entry point that takes targets ----------------------------------------------------
 
 def _y_with(output, i, value, n_out=2):
