@@ -25,6 +25,11 @@ Where scikit-learn's MLP is inconsistent, fastbp follows the mathematics:
   (scikit-learn's regressor also offers it for ``lbfgs``).
 - Sparse input is accepted and densified before training (the kernels read dense
   rows): memory grows to ``n_samples * n_features`` values.
+- ``warm_start`` with ``early_stopping``: a fit whose epochs never beat the best
+  validation score so far ends at the best weights.  scikit-learn's ends at its last
+  epoch's: after a fit its best weights are the live arrays, which the next fit trains.
+  (Otherwise a warm-started fit goes on as scikit-learn's: a new optimizer, the history,
+  the samples seen and the stopping rule's count kept.)
 """
 import re
 import warnings
@@ -54,6 +59,20 @@ _OUTPUTS = {"identity": "identity", "logistic": "sigmoid", "softmax": "softmax",
             "exp": "poisson"}
 
 _ARGUMENT = re.compile(r"\b(X|y|sample_weight|classes)\b")
+
+
+class _InvScalingFromFit(optim.InvScaling):
+    """scikit-learn's ``invscaling`` across warm-started fits: each fit's optimizer starts
+    at ``lr0`` (its first epoch, after ``first_seen`` samples), then follows the samples
+    seen in all fits."""
+
+    def __init__(self, power_t, first_seen):
+        super().__init__(power_t)
+        self.first_seen = first_seen
+
+    def rate(self, lr0, epoch, epochs, samples_seen):
+        return lr0 if samples_seen == self.first_seen else super().rate(lr0, epoch, epochs,
+                                                                         samples_seen)
 
 
 class _naming:
@@ -170,12 +189,14 @@ class _BaseMLP(BaseEstimator):
             return optim.AdamW(self.beta_1, self.beta_2, self.epsilon, self.weight_decay)
         return optim.LBFGS(self.max_fun)
 
-    def _schedule(self):
+    def _schedule(self, first_seen):
+        """The learning-rate schedule of a fit whose first epoch starts after ``first_seen``
+        samples (of earlier warm-started fits)."""
         # As in scikit-learn, the schedules apply to solver='sgd' only.
         if self.solver != "sgd" or self.learning_rate == "constant":
             return optim.Constant()
         if self.learning_rate == "invscaling":
-            return optim.InvScaling(self.power_t)
+            return _InvScalingFromFit(self.power_t, first_seen)
         return optim.Adaptive()
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
@@ -249,20 +270,24 @@ class _BaseMLP(BaseEstimator):
             raise AttributeError("partial_fit is only available for stochastic optimizers. "
                                  "lbfgs is not stochastic.")
         continuing = incremental and net._hyper is not None and net._optimizer == opt
-        start = len(net.loss_curve_) if continuing else 0
-        start_scores = len(net.validation_scores_) if continuing else 0
+        # A warm-started fit, as scikit-learn's: a new optimizer, but the history goes on
+        # (the samples seen, the stopping rule's best loss or score and its count).
+        keep_history = not first_pass and not incremental and self.solver != "lbfgs"
+        start = len(net.loss_curve_) if continuing or keep_history else 0
+        start_scores = len(net.validation_scores_) if continuing or keep_history else 0
+        sched = self._schedule(net.t_ if keep_history else 0)
         max_iter = 1 if incremental else self.max_iter
         callbacks = [self._print_progress] if self.verbose else []
         self._training_started = True  # from here on, a failure keeps the epochs that completed
         try:
             net._fit_validated(
                 X, Y, SW, train_rows, val, epochs=max_iter, batch_size=batch_size,
-                lr0=self.learning_rate_init, opt=opt, sched=self._schedule(), alpha=self.alpha,
+                lr0=self.learning_rate_init, opt=opt, sched=sched, alpha=self.alpha,
                 clip_norm=self.clip_norm, clip_value=None, shuffle=self.shuffle,
                 early_stopping=self.early_stopping,
                 n_iter_no_change=int(min(self.n_iter_no_change, self.max_iter + 1)), tol=self.tol,
                 callbacks=callbacks, verbose=False, warm_start=incremental,
-                n_threads=self.n_threads)
+                n_threads=self.n_threads, keep_history=keep_history)
         finally:
             # Also after a DivergenceError (the network is back at its last good epoch) or an
             # error in a callback: the history says which epochs the weights have seen.

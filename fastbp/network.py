@@ -406,14 +406,21 @@ class Network:
 
     def _fit_validated(self, X, Y, SW, train_rows, val, *, epochs, batch_size, lr0, opt, sched,
                        alpha, clip_norm, clip_value, shuffle, early_stopping, n_iter_no_change,
-                       tol, callbacks, verbose, warm_start, n_threads):
+                       tol, callbacks, verbose, warm_start, n_threads, keep_history=False):
         """``fit`` after validation: ``X``, ``Y``, ``SW`` converted, the rows to train on
-        (in their unshuffled order) and the validation triple ``(X, Y, SW or None)`` chosen."""
+        (in their unshuffled order) and the validation triple ``(X, Y, SW or None)`` chosen.
+        ``keep_history``: where the optimizer starts afresh (no ``warm_start``, or another
+        optimizer), the history still goes on (the losses and scores, the samples seen, the
+        stopping rule's best and count): scikit-learn's ``warm_start``."""
         if isinstance(opt, LBFGS):
             _check_lbfgs_layers(self.dropout, self.batch_norm)  # (before anything is reset)
         continuing = warm_start and self._hyper is not None and self._optimizer == opt
         if not continuing:
-            self._reset_training()
+            if keep_history:
+                self._lr = None    # (an adaptive rate starts again from lr0,
+                self._perm = None  # and the visiting order from the rows' own)
+            else:
+                self._reset_training()
             self._optimizer = opt
             self._hyper = opt.hyper(lr0)
             self._opt_state = np.zeros((2, self._params.size), dtype=self.dtype)

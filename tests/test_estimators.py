@@ -236,6 +236,36 @@ def test_fastbp_extras():
     assert np.allclose(est.predict_proba(X), est.predict_proba(X)[0])
 
 
+@pytest.mark.parametrize("kw", [dict(solver="sgd", learning_rate="invscaling"),
+                                dict(solver="sgd", learning_rate="adaptive", tol=0.01),
+                                dict(tol=0.05, n_iter_no_change=2),
+                                dict(early_stopping=True)])
+def test_warm_started_fits_go_on_as_scikit_learns(kw):
+    # A new optimizer each fit, but the samples seen (invscaling's clock), the stopping
+    # rule's best and count, and the history go on.
+    rng = np.random.RandomState(0)
+    X = rng.rand(120, 4)
+    y = (X[:, 0] + X[:, 1] > 1).astype(int) + (X[:, 2] > .7)
+    models = [M(hidden_layer_sizes=(6,), random_state=0, max_iter=30, warm_start=True, **kw)
+              for M in (MLPClassifier, sk.MLPClassifier)]
+    for fit in range(3):
+        ours, theirs = models
+        best_before = getattr(ours, "best_validation_score_", None)
+        weights_before = ours.coefs_[0].copy() if fit else None
+        for m in models:
+            quiet_fit(m, X, y)
+        assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+        if fit and kw.get("early_stopping") and \
+                max(ours.validation_scores_[-ours.n_iter_:]) <= best_before:
+            # No better score in this fit: ours ends at the best weights, scikit-learn's
+            # at its last epoch's (see the module's docstring); the trajectories part here.
+            np.testing.assert_array_equal(ours.coefs_[0], weights_before)
+            return
+        for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+            np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
+
+
 def test_assigning_an_item_of_coefs_changes_the_model_as_in_scikit_learn():
     X, y = make_classification(n_samples=60, n_features=4, random_state=0)
     ours = quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0), X, y)
