@@ -235,6 +235,7 @@ class _BaseMLP(BaseEstimator):
             if Y.shape[1] != self.n_outputs_:
                 raise ValueError(f"y has {Y.shape[1]} outputs, but this estimator was fitted "
                                  f"with {self.n_outputs_}")
+            self._check_same_network()
             self._net._rng = rng
         net = self._net
         X = np.ascontiguousarray(X, dtype=net.dtype)
@@ -298,6 +299,22 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
                           "the optimization hasn't converged yet.", ConvergenceWarning)
         return self
+
+    def _check_same_network(self):
+        """A warm start or ``partial_fit`` trains the network of the first fit: a parameter
+        that network was built with, changed since, is an error rather than ignored."""
+        net = self._net
+        built = {"activation": net.activation, "residual": net.residual,
+                 "dropout": net.dropout, "batch_norm": net.batch_norm}
+        if self.dtype is not None:
+            built["dtype"] = net.dtype
+        for name, value in built.items():
+            now = getattr(self, name)
+            if (np.dtype(now) if name == "dtype" else now) != value:
+                raise ValueError(f"{name}={now!r} differs from the {value!r} this estimator's "
+                                 "network was built with: a warm start or partial_fit goes on "
+                                 "training that network (fit with warm_start=False to build "
+                                 "another)")
 
     def _record_epochs(self, net, start, start_scores, n_train):
         """The network's history since ``start`` into the estimator's attributes."""

@@ -266,6 +266,26 @@ def test_warm_started_fits_go_on_as_scikit_learns(kw):
             np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("change", [dict(activation="tanh"), dict(dropout=0.5),
+                                    dict(batch_norm=True), dict(dtype="float32")])
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+def test_a_warm_start_rejects_a_changed_architecture_instead_of_ignoring_it(change, how):
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    est = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0,
+                        warm_start=how == "warm_start", dtype="float64")
+    if how == "warm_start":
+        quiet_fit(est, X, y)
+    else:
+        est.partial_fit(X, y, classes=[0, 1])
+    proba, curve = est.predict_proba(X), list(est.loss_curve_)
+    est.set_params(**change)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"{name}=.* differs from the .* network was built"):
+        est.fit(X, y) if how == "warm_start" else est.partial_fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), proba)
+    assert est.loss_curve_ == curve
+
+
 def test_assigning_an_item_of_coefs_changes_the_model_as_in_scikit_learn():
     X, y = make_classification(n_samples=60, n_features=4, random_state=0)
     ours = quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0), X, y)
