@@ -672,6 +672,13 @@ class Network:
         stopped = []
         completed = params.copy()  # the last iterate L-BFGS accepted (kept on Ctrl-C)
         committed = params.copy()  # the last one whose callbacks returned (kept on errors)
+        history = []  # (and its history's lengths and counters)
+
+        def commit_history():
+            history[:] = [len(self.loss_curve_), len(self._gradient_norms), self.n_iter_,
+                          self.t_, self.best_loss_]
+
+        commit_history()
 
         def callback(intermediate_result):
             loss = float(intermediate_result.fun)
@@ -687,6 +694,7 @@ class Network:
                 stopped.append(True)
                 raise StopIteration
             committed[:] = params
+            commit_history()
 
         result = None
         try:
@@ -701,6 +709,8 @@ class Network:
                           stacklevel=3)
         except BaseException:
             params[:] = committed
+            n_losses, n_norms, self.n_iter_, self.t_, self.best_loss_ = history
+            del self.loss_curve_[n_losses:], self._gradient_norms[n_norms:]
             raise
         if not np.isfinite(params.sum(dtype=np.float64)):
             params[:] = last_good

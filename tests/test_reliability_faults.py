@@ -345,6 +345,9 @@ def test_lbfgs_fault_in_a_callback_keeps_the_right_iteration(fault, kept):
     with expect:
         net.fit(X, y, epochs=10, optimizer="lbfgs", callbacks=[callback])
     np.testing.assert_array_equal(params(net), snapshots[kept])
+    # the history says which iterations the weights have seen
+    assert net.n_iter_ == kept and len(net.loss_curve_) == kept and net.t_ == kept * 40
+    assert net.gradient_norms_.shape[0] == kept and net.best_loss_ == min(net.loss_curve_)
 
 
 def test_history_matches_the_weights_after_an_exception_in_a_callback():
