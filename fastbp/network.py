@@ -34,7 +34,7 @@ from ._validation import (check_X, check_bool, check_choice, check_float_dtype, 
                           check_layers, check_nonnegative_float, check_optional_positive_float,
                           check_positive_float, check_random_state, check_sample_weight,
                           check_targets)
-from .optim import LBFGS, Adaptive, get_optimizer, get_schedule
+from .optim import LBFGS, Adaptive, Constant, get_optimizer, get_schedule
 
 INITS = ("glorot", "he", "normal")
 
@@ -598,6 +598,8 @@ class Network:
             rates = np.full(k, self._lr)
         else:
             rates = sched.rates(lr0, self._epoch, k, epochs, self.t_, n_train)
+            if type(sched) is not Constant:  # (lr0 itself was checked)
+                rates = _check_rates(sched, rates, k)
         return orders, rates
 
     def _layer_norms(self, g):
@@ -1267,6 +1269,22 @@ def _check_callbacks(callbacks):
         if not callable(cb):
             raise TypeError(f"callbacks[{i}] must be callable, got {cb!r}")
     return callbacks
+
+
+def _check_rates(sched, rates, k):
+    """The ``k`` learning rates a schedule gave, as float64: finite and non-negative (a
+    custom ``Schedule`` could give anything)."""
+    try:
+        out = np.asarray(rates, dtype=np.float64)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or out.shape != (k,):
+        raise TypeError(f"{sched!r} gave {rates!r}: a schedule's rates are {k} numbers")
+    bad = np.flatnonzero(~(np.isfinite(out) & (out >= 0)))
+    if bad.size:
+        raise ValueError(f"{sched!r} gave the learning rate {float(out[bad[0]])!r} ({bad.size} of "
+                         f"{k} epochs' rates bad): rates must be finite and non-negative")
+    return out
 
 
 def _check_lbfgs_layers(dropout, batch_norm):

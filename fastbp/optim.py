@@ -122,8 +122,15 @@ def _resolve(name, spec, registry, base):
 
 
 def get_optimizer(spec):
-    """An Optimizer instance from a name or an instance."""
-    return _resolve("optimizer", spec, OPTIMIZERS, Optimizer)
+    """An Optimizer instance from a name or an instance (of one of fastbp's optimizers or a
+    subclass of one: the update rules run in the kernel)."""
+    opt = _resolve("optimizer", spec, OPTIMIZERS, Optimizer)
+    rules = (SGD, Adam, AdamW, LBFGS)
+    if not isinstance(opt, rules):
+        raise TypeError(f"optimizer {opt!r} must be an instance of one of fastbp's optimizers "
+                        f"({', '.join(c.__name__ for c in rules)}) or of a subclass of one: "
+                        "the update rules run in the compiled kernel")
+    return opt
 
 
 class Schedule:

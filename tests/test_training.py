@@ -775,3 +775,27 @@ def test_a_constant_schedules_subclass_with_its_own_rate_is_followed_in_batched_
     a.fit(X, y, epochs=5, batch_size=8, learning_rate=0.1, schedule=Halved(), shuffle=False)
     b.fit(X, y, epochs=5, batch_size=8, learning_rate=0.05, shuffle=False)
     np.testing.assert_array_equal(a.get_params_vector(), b.get_params_vector())
+
+
+@pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf"), None])
+@pytest.mark.parametrize("base", [optim.Schedule, optim.Constant])
+def test_a_custom_schedules_bad_rates_are_rejected(value, base):
+    class Bad(base):
+        def rate(self, lr0, epoch, epochs, samples_seen):
+            return lr0 if epoch < 2 else value  # (bad from the third epoch on)
+
+    net, X, y, _ = make_problem()
+    with pytest.raises(ValueError, match=r"Bad\(\) gave the learning rate .*finite and non-negative"):
+        net.fit(X, y, epochs=5, batch_size=8, learning_rate=0.1, schedule=Bad())
+    assert np.isfinite(net.get_params_vector()).all()
+
+
+def test_an_optimizer_that_is_none_of_fastbps_is_rejected():
+    class Mine(optim.Optimizer):
+        kind = 99
+
+    net, X, y, _ = make_problem()
+    before = net.get_params_vector()
+    with pytest.raises(TypeError, match=r"Mine\(\) must be an instance of one of fastbp's"):
+        net.fit(X, y, epochs=2, optimizer=Mine())
+    np.testing.assert_array_equal(net.get_params_vector(), before)
