@@ -73,6 +73,9 @@ class NeuralNetwork:
     # Intermediate values of the last forward pass, computed on demand (the kernels keep none).
     @property
     def z1(self):
+        if self._X is None:
+            raise AttributeError("z1, a1, z2 (and a2) are those of the last forward(X): call "
+                                 "forward first")
         return np.dot(np.asarray(self._X, dtype=np.float64), self.W1) + self.b1
 
     @property

@@ -536,7 +536,12 @@ class Network:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
                                          if k != "epoch_time"})
                         bar.update(1)
-                    if any([bool(cb(self.n_iter_, dict(metrics))) for cb in callbacks]):
+                    halt = any([bool(cb(self.n_iter_, dict(metrics))) for cb in callbacks])
+                    if callbacks and not all_finite(params):  # (a callback wrote them)
+                        raise ValueError(f"a callback left non-finite weights after epoch "
+                                         f"{self.n_iter_}: the network is back at its last "
+                                         "epoch before")
+                    if halt:
                         break
                     trainer.commit()
                     if interrupted():

@@ -325,6 +325,28 @@ def test_lbfgs_on_a_dropout_network_raises_before_touching_its_history():
     assert len(net.loss_curve_) == 5
 
 
+@pytest.mark.parametrize("stop", [False, True])
+def test_a_callback_that_writes_nan_weights_raises_and_the_last_good_epoch_stays(stop):
+    X, y = make_data(60, 3, 2, "softmax", seed=2)
+    net = fastbp.Network([3, 5, 2], output="softmax", random_state=0)
+    snapshots = {}
+
+    def callback(epoch, metrics):
+        snapshots[epoch] = params(net)
+        if epoch == 3:
+            net.coefs_[0][0, 0] = np.nan  # (in place: the views take any value)
+            return stop
+        return False
+
+    with pytest.raises(ValueError, match="a callback left non-finite weights after epoch 3"):
+        net.fit(X, y, epochs=6, callbacks=[callback])
+    np.testing.assert_array_equal(params(net), snapshots[2])
+    assert net.n_iter_ == 2 and len(net.loss_curve_) == 2
+    assert np.isfinite(net.predict_proba(X)).all()
+    with pytest.raises(AttributeError, match="call forward first"):
+        fastbp.NeuralNetwork(3, 4, 1).z1
+
+
 @pytest.mark.parametrize("fault, kept", [(KeyboardInterrupt, 3), (RuntimeError, 2)])
 def test_lbfgs_fault_in_a_callback_keeps_the_right_iteration(fault, kept):
     """Ctrl-C from a callback keeps the iteration that completed; any other exception the
