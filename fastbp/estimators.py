@@ -30,6 +30,9 @@ Where scikit-learn's MLP is inconsistent, fastbp follows the mathematics:
   epoch's: after a fit its best weights are the live arrays, which the next fit trains.
   (Otherwise a warm-started fit goes on as scikit-learn's: a new optimizer, the history,
   the samples seen and the stopping rule's count kept.)
+- A warm start or ``partial_fit`` after ``activation`` (or ``dtype``, ``residual``,
+  ``dropout``, ``batch_norm``) changed raises ``ValueError``: the network the first fit
+  built is for those.  scikit-learn applies a new activation to the same weights.
 """
 import re
 import warnings
