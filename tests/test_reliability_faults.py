@@ -325,19 +325,28 @@ def test_lbfgs_on_a_dropout_network_raises_before_touching_its_history():
     assert len(net.loss_curve_) == 5
 
 
-@pytest.mark.parametrize("stop", [False, True])
-def test_a_callback_that_writes_nan_weights_raises_and_the_last_good_epoch_stays(stop):
-    X, y = make_data(60, 3, 2, "softmax", seed=2)
-    net = fastbp.Network([3, 5, 2], output="softmax", random_state=0)
+def snapshotting(net, at, act):
+    """``(snapshots, callback)``: a callback that records the weights at every epoch in
+    ``snapshots`` and, at epoch ``at``, returns ``act()`` (False before and after)."""
     snapshots = {}
 
     def callback(epoch, metrics):
         snapshots[epoch] = params(net)
-        if epoch == 3:
-            net.coefs_[0][0, 0] = np.nan  # (in place: the views take any value)
-            return stop
-        return False
+        return act() if epoch == at else False
 
+    return snapshots, callback
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_a_callback_that_writes_nan_weights_raises_and_the_last_good_epoch_stays(stop):
+    X, y = make_data(60, 3, 2, "softmax", seed=2)
+    net = fastbp.Network([3, 5, 2], output="softmax", random_state=0)
+
+    def nan_weight():
+        net.coefs_[0][0, 0] = np.nan  # (in place: the views take any value)
+        return stop
+
+    snapshots, callback = snapshotting(net, 3, nan_weight)
     with pytest.raises(ValueError, match="a callback left non-finite weights after epoch 3"):
         net.fit(X, y, epochs=6, callbacks=[callback])
     np.testing.assert_array_equal(params(net), snapshots[2])
@@ -353,12 +362,11 @@ def test_lbfgs_fault_in_a_callback_keeps_the_right_iteration(fault, kept):
     iteration before it."""
     X, y = make_data(40, 4, 3, "softmax", seed=0)
     net = fastbp.Network([4, 6, 3], output="softmax", random_state=0)
-    snapshots = {}
 
-    def callback(epoch, metrics):
-        snapshots[epoch] = params(net)
-        if epoch == 3:
-            raise fault("boom")
+    def boom():
+        raise fault("boom")
+
+    snapshots, callback = snapshotting(net, 3, boom)
 
     if fault is KeyboardInterrupt:
         expect = pytest.warns(RuntimeWarning, match="interrupted")
