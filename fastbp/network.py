@@ -456,6 +456,7 @@ class Network:
             self._perm = np.arange(n_train, dtype=np.int64)
         # The best epoch's weights and running statistics, for early stopping.
         best_params = (params.copy(), self._stats.copy()) if early_stopping else None
+        self._fit_epoch0 = self._epoch  # (for schedules that count this fit's epochs)
         if self._lr is None:
             self._lr = lr0
         bar = _progress_bar(epochs) if verbose else None
@@ -602,7 +603,10 @@ class Network:
         if isinstance(sched, Adaptive):
             rates = np.full(k, self._lr)
         else:
-            rates = sched.rates(lr0, self._epoch, k, epochs, self.t_, n_train)
+            # (a schedule whose curve spans one fit counts its epochs from the fit's first)
+            epoch = self._epoch - self._fit_epoch0 if getattr(sched, "per_fit", False) \
+                else self._epoch
+            rates = sched.rates(lr0, epoch, k, epochs, self.t_, n_train)
             if type(sched) is not Constant:  # (lr0 itself was checked)
                 rates = _check_rates(sched, rates, k)
         return orders, rates

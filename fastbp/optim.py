@@ -183,11 +183,18 @@ class Adaptive(Constant):
 
 
 class Cosine(Schedule):
-    """Cosine annealing from ``lr0`` to ``min_lr`` over ``t_max`` epochs (default: this fit's)."""
+    """Cosine annealing from ``lr0`` to ``min_lr`` over ``t_max`` epochs counted since training
+    started (a warm start goes on along the curve, then stays at ``min_lr``); by default over
+    each fit's epochs, from ``lr0`` again in every fit (``warm_start``, ``partial_fit``)."""
 
     def __init__(self, t_max=None, min_lr=0.0):
         self.t_max = None if t_max is None else check_int("t_max", t_max)
         self.min_lr = check_positive_float("min_lr", min_lr, allow_zero=True)
+
+    @property
+    def per_fit(self):
+        """Whether ``rate``'s ``epoch`` counts this fit's epochs (see ``Network``)."""
+        return self.t_max is None
 
     def rate(self, lr0, epoch, epochs, samples_seen):
         horizon = self.t_max or epochs

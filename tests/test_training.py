@@ -799,3 +799,27 @@ def test_an_optimizer_that_is_none_of_fastbps_is_rejected():
     with pytest.raises(TypeError, match=r"Mine\(\) must be an instance of one of fastbp's"):
         net.fit(X, y, epochs=2, optimizer=Mine())
     np.testing.assert_array_equal(net.get_params_vector(), before)
+
+
+def test_a_cosine_schedule_anneals_over_each_fit_unless_given_its_length():
+    net, X, y, _ = make_problem()
+    seen = []
+    cb = [lambda epoch, metrics: seen.append(metrics["learning_rate"])]
+    net.fit(X, y, epochs=6, learning_rate=0.1, schedule="cosine", callbacks=cb)
+    first = list(seen)
+    seen.clear()
+    before = net.get_params_vector()
+    net.fit(X, y, epochs=6, learning_rate=0.1, schedule="cosine", callbacks=cb, warm_start=True)
+    assert seen == first and first[0] == 0.1 and first[-1] < 0.01  # the same curve again
+    assert not np.array_equal(net.get_params_vector(), before)
+    seen.clear()
+    net.partial_fit(X, y, learning_rate=0.1, schedule="cosine", callbacks=cb)
+    assert seen == [0.1]
+    # with t_max, the curve spans the fits: 4 epochs then 4 more, the last ones at min_lr
+    net, X, y, _ = make_problem()
+    seen.clear()
+    for _ in range(2):
+        net.fit(X, y, epochs=4, learning_rate=0.1, schedule=optim.Cosine(t_max=6, min_lr=0.001),
+                callbacks=cb, warm_start=True)
+    assert seen[0] == 0.1 and seen[3] > 0.001 and seen[6:] == [0.001, 0.001]
+    assert all(a > b for a, b in zip(seen[:6], seen[1:6]))
