@@ -298,6 +298,11 @@ class _BaseMLP(BaseEstimator):
             self._record_epochs(net, start, start_scores, n_train)
         if self.solver == "lbfgs":
             self._check_lbfgs(net)
+        if (self.verbose and not incremental and self.solver != "lbfgs"
+                and net._no_improvement > min(self.n_iter_no_change, self.max_iter + 1)):
+            what = "validation score" if self.early_stopping else "training loss"
+            print(f"The {what} did not improve by more than tol={self.tol:g} in "
+                  f"{self.n_iter_no_change} consecutive epochs: stopped.")
         if not incremental and self.solver != "lbfgs" and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
                           "the optimization hasn't converged yet.", ConvergenceWarning)

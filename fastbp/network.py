@@ -526,12 +526,13 @@ class Network:
                         metrics["validation_score"] = self._score(*val, check=False)
                         self.validation_scores_.append(metrics["validation_score"])
                     stop = self._update_no_improvement(metrics, early_stopping, tol, best_params)
+                    end = False  # (the stopping rule's; callbacks and the bar see this epoch)
                     if stop is not None and stop > n_iter_no_change:
                         if isinstance(sched, Adaptive) and self._lr > Adaptive.min_rate:
                             self._lr /= Adaptive.factor
                             self._no_improvement = 0
                         else:
-                            break
+                            end = True
                     metrics["epoch_time"] = time.perf_counter() - t0
                     if bar is not None:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
@@ -542,7 +543,7 @@ class Network:
                         raise ValueError(f"a callback left non-finite weights after epoch "
                                          f"{self.n_iter_}: the network is back at its last "
                                          "epoch before")
-                    if halt:
+                    if halt or end:
                         break
                     trainer.commit()
                     if interrupted():

@@ -286,6 +286,18 @@ def test_a_warm_start_rejects_a_changed_architecture_instead_of_ignoring_it(chan
     assert est.loss_curve_ == curve
 
 
+@pytest.mark.parametrize("kw", [dict(early_stopping=True), dict(tol=0.01)])
+def test_verbose_prints_every_iteration_and_why_it_stopped(kw, capsys):
+    X, y = make_classification(n_samples=100, n_features=4, random_state=0)
+    est = MLPClassifier(hidden_layer_sizes=(5,), max_iter=200, n_iter_no_change=2,
+                        random_state=0, verbose=True, **kw).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert est.n_iter_ < 200
+    assert sum(line.startswith("Iteration ") for line in lines) == est.n_iter_
+    what = "validation score" if kw.get("early_stopping") else "training loss"
+    assert lines[-1].startswith(f"The {what} did not improve") and "2 consecutive" in lines[-1]
+
+
 def test_assigning_an_item_of_coefs_changes_the_model_as_in_scikit_learn():
     X, y = make_classification(n_samples=60, n_features=4, random_state=0)
     ours = quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0), X, y)

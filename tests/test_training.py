@@ -823,3 +823,15 @@ def test_a_cosine_schedule_anneals_over_each_fit_unless_given_its_length():
                 callbacks=cb, warm_start=True)
     assert seen[0] == 0.1 and seen[3] > 0.001 and seen[6:] == [0.001, 0.001]
     assert all(a > b for a, b in zip(seen[:6], seen[1:6]))
+
+
+@pytest.mark.parametrize("kw", [dict(early_stopping=True, n_iter_no_change=2),
+                                dict(tol=0.01, n_iter_no_change=2),
+                                dict(schedule="adaptive", tol=0.01, n_iter_no_change=1)])
+def test_callbacks_see_the_epoch_a_stopping_rule_ends_on(kw):
+    net, X, y, _ = make_problem()
+    seen = []
+    net.fit(X, y, epochs=200, learning_rate=0.05, batch_size=8,
+            callbacks=[lambda epoch, metrics: seen.append(epoch)], **kw)
+    assert net.n_iter_ < 200  # (the rule ended the fit)
+    assert seen == list(range(1, net.n_iter_ + 1))
