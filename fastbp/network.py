@@ -284,8 +284,8 @@ class Network:
         Y = check_targets(y, X.shape[0], self.n_outputs_, self.output, self.dtype)
         return X, Y, check_sample_weight(sample_weight, X.shape[0], self.dtype)
 
-    def fit(self, X, y, *, epochs=200, batch_size=32, learning_rate=0.01, optimizer="sgd",
-            schedule="constant", alpha=0.0, clip_norm=None, clip_value=None, shuffle=True,
+    def fit(self, X, y, *, epochs=200, batch_size=32, learning_rate=None, optimizer=None,
+            schedule=None, alpha=0.0, clip_norm=None, clip_value=None, shuffle=True,
             early_stopping=False, validation_fraction=0.1, validation_data=None,
             n_iter_no_change=10, tol=None, callbacks=None, verbose=False, warm_start=False,
             n_threads=None, sample_weight=None):
@@ -300,13 +300,16 @@ class Network:
             Epochs to run (fewer if training stops early).
         batch_size : int, default=32
             Capped at the number of training samples (full-batch training).
-        learning_rate : float, default=0.01
-            Initial learning rate; the schedule sets the rate of each epoch.
-        optimizer : str or fastbp.optim.Optimizer, default='sgd'
+        learning_rate : float, default=None
+            Initial learning rate; the schedule sets the rate of each epoch.  None: 0.01, or
+            with ``warm_start`` (and ``partial_fit``) the previous fit's.
+        optimizer : str or fastbp.optim.Optimizer, default=None
             'sgd', 'momentum', 'nesterov' (momentum 0.9), 'adam', 'adamw' or 'lbfgs'
-            (full batch through scipy; one epoch is one iteration).
-        schedule : str or fastbp.optim.Schedule, default='constant'
-            'constant', 'invscaling', 'adaptive', 'cosine' or 'step'.
+            (full batch through scipy; one epoch is one iteration).  None: 'sgd', or with
+            ``warm_start`` (and ``partial_fit``) the previous fit's, whose state goes on.
+        schedule : str or fastbp.optim.Schedule, default=None
+            'constant', 'invscaling', 'adaptive', 'cosine' or 'step'.  None: 'constant', or
+            with ``warm_start`` (and ``partial_fit``) the previous fit's.
         alpha : float, default=0.0
             L2 penalty, scikit-learn's convention: ``0.5 * alpha * sum(W**2) / batch``.
         clip_norm, clip_value : float or None, default=None
@@ -354,16 +357,25 @@ class Network:
         """
         epochs = check_int("epochs", epochs)
         batch_size = check_int("batch_size", batch_size)
-        lr0 = check_positive_float("learning_rate", learning_rate)
-        opt = get_optimizer(optimizer)
-        sched = get_schedule(schedule)
+        warm_start = check_bool("warm_start", warm_start)
+        # Left out (None): the defaults, or a warm start's previous fit's (a loaded network
+        # knows its optimizer and current rate only).
+        previous = {}
+        if warm_start and self._optimizer is not None:
+            previous = {"optimizer": self._optimizer, "learning_rate": float(self._hyper[H_LR])}
+            previous.update(getattr(self, "_fit_choices", {}))
+        lr0 = check_positive_float("learning_rate", previous.get("learning_rate", 0.01)
+                                   if learning_rate is None else learning_rate)
+        opt = previous["optimizer"] if optimizer is None and previous else \
+            get_optimizer("sgd" if optimizer is None else optimizer)
+        sched = previous.get("schedule", Constant()) if schedule is None else \
+            get_schedule(schedule)
         alpha = check_nonnegative_float("alpha", alpha)
         clip_norm = check_optional_positive_float("clip_norm", clip_norm)
         clip_value = check_optional_positive_float("clip_value", clip_value)
         shuffle = check_bool("shuffle", shuffle)
         early_stopping = check_bool("early_stopping", early_stopping)
         verbose = check_bool("verbose", verbose)
-        warm_start = check_bool("warm_start", warm_start)
         n_iter_no_change = check_int("n_iter_no_change", n_iter_no_change)
         if tol is not None:
             tol = check_nonnegative_float("tol", tol)
@@ -424,6 +436,7 @@ class Network:
             self._optimizer = opt
             self._hyper = opt.hyper(lr0)
             self._opt_state = np.zeros((2, self._params.size), dtype=self.dtype)
+        self._fit_choices = {"learning_rate": lr0, "optimizer": opt, "schedule": sched}
         hyper = self._hyper
         hyper[H_ALPHA] = alpha
         hyper[H_CLIP_NORM] = clip_norm or 0.0

@@ -835,3 +835,21 @@ def test_callbacks_see_the_epoch_a_stopping_rule_ends_on(kw):
             callbacks=[lambda epoch, metrics: seen.append(epoch)], **kw)
     assert net.n_iter_ < 200  # (the rule ended the fit)
     assert seen == list(range(1, net.n_iter_ + 1))
+
+
+def test_a_warm_start_left_to_its_defaults_goes_on_with_the_previous_fits_choices():
+    a, X, y, _ = make_problem()
+    b, _, _, _ = make_problem()
+    kw = dict(optimizer="adam", learning_rate=0.005, schedule="step", batch_size=8)
+    a.fit(X, y, epochs=5, **kw)
+    a.partial_fit(X, y, batch_size=8)
+    a.fit(X, y, epochs=2, warm_start=True, batch_size=8)
+    b.fit(X, y, epochs=5, **kw)
+    b.partial_fit(X, y, **kw)
+    b.fit(X, y, epochs=2, warm_start=True, **kw)
+    assert type(a._optimizer) is optim.Adam and a.n_iter_ == 8 and len(a.loss_curve_) == 8
+    np.testing.assert_array_equal(a.get_params_vector(), b.get_params_vector())
+    c, _, _, _ = make_problem()  # without warm_start, the defaults: sgd at 0.01, afresh
+    c.fit(X, y, epochs=5, **kw)
+    c.fit(X, y, epochs=1, batch_size=8)
+    assert type(c._optimizer) is optim.SGD and c.n_iter_ == 1
