@@ -231,9 +231,10 @@ class _BaseMLP(BaseEstimator):
                                 dropout=self.dropout, batch_norm=self.batch_norm)
             self.loss_curve_ = []
             self.t_ = 0
-            self.best_loss_ = None if self.early_stopping else np.inf
-            self.validation_scores_ = [] if self.early_stopping else None
-            self.best_validation_score_ = -np.inf if self.early_stopping else None
+            early = self._early_stopping()
+            self.best_loss_ = None if early else np.inf
+            self.validation_scores_ = [] if early else None
+            self.best_validation_score_ = -np.inf if early else None
         else:
             if Y.shape[1] != self.n_outputs_:
                 raise ValueError(f"y has {Y.shape[1]} outputs, but this estimator was fitted "
@@ -249,7 +250,7 @@ class _BaseMLP(BaseEstimator):
         SW = check_sample_weight(sample_weight, n_samples, net.dtype)
 
         train_rows, val = np.arange(n_samples, dtype=np.int64), None
-        if self.early_stopping:
+        if self._early_stopping():
             stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
             train_rows, val_rows = train_test_split(np.arange(n_samples, dtype=np.int64),
                                                     random_state=rng,
@@ -288,7 +289,7 @@ class _BaseMLP(BaseEstimator):
                 X, Y, SW, train_rows, val, epochs=max_iter, batch_size=batch_size,
                 lr0=self.learning_rate_init, opt=opt, sched=sched, alpha=self.alpha,
                 clip_norm=self.clip_norm, clip_value=None, shuffle=self.shuffle,
-                early_stopping=self.early_stopping,
+                early_stopping=self._early_stopping(),
                 n_iter_no_change=int(min(self.n_iter_no_change, self.max_iter + 1)), tol=self.tol,
                 callbacks=callbacks, verbose=False, warm_start=incremental,
                 n_threads=self.n_threads, keep_history=keep_history)
@@ -307,6 +308,11 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
                           "the optimization hasn't converged yet.", ConvergenceWarning)
         return self
+
+    def _early_stopping(self):
+        """Whether this fit holds data out: ``early_stopping`` with a stochastic solver
+        (scikit-learn's L-BFGS ignores it, and trains on every row)."""
+        return self.early_stopping and self.solver in _STOCHASTIC
 
     def _check_same_network(self):
         """A warm start or ``partial_fit`` trains the network of the first fit: a parameter
@@ -332,7 +338,7 @@ class _BaseMLP(BaseEstimator):
         self.t_ += n_train * self.n_iter_
         if new_losses:
             self.loss_ = new_losses[-1]
-        if self.early_stopping:
+        if self._early_stopping():
             self.validation_scores_ = self.validation_scores_ + net.validation_scores_[start_scores:]
             self.best_validation_score_ = max([self.best_validation_score_] + self.validation_scores_)
         elif new_losses:

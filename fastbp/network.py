@@ -384,6 +384,16 @@ class Network:
                              "by tol; give tol (scikit-learn uses 1e-4) or early_stopping=True")
         callbacks = _check_callbacks(callbacks)
         n_threads = _check_threads(n_threads)
+        if isinstance(opt, LBFGS):
+            given = {"early_stopping": early_stopping,
+                     "validation_data": validation_data is not None,
+                     "clip_norm": clip_norm is not None, "clip_value": clip_value is not None,
+                     "schedule": schedule is not None}
+            ignored = [name for name, value in given.items() if value]
+            if ignored:
+                raise ValueError(f"L-BFGS takes none of {', '.join(ignored)}: it minimises the "
+                                 "training loss over all of X, with no held-out data, clipping "
+                                 "or schedule (a stochastic optimizer takes those)")
 
         X, Y, SW = self._check_data(X, y, sample_weight)
         n = X.shape[0]

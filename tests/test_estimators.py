@@ -298,6 +298,16 @@ def test_verbose_prints_every_iteration_and_why_it_stopped(kw, capsys):
     assert lines[-1].startswith(f"The {what} did not improve") and "2 consecutive" in lines[-1]
 
 
+def test_lbfgs_ignores_early_stopping_and_trains_on_every_row_as_scikit_learn():
+    X, y = make_classification(n_samples=100, n_features=4, random_state=0)
+    kw = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=15, random_state=0,
+              early_stopping=True)
+    ours, theirs = quiet_fit(MLPClassifier(**kw), X, y), quiet_fit(sk.MLPClassifier(**kw), X, y)
+    assert ours.n_iter_ == theirs.n_iter_
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
+
+
 def test_assigning_an_item_of_coefs_changes_the_model_as_in_scikit_learn():
     X, y = make_classification(n_samples=60, n_features=4, random_state=0)
     ours = quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0), X, y)

@@ -853,3 +853,16 @@ def test_a_warm_start_left_to_its_defaults_goes_on_with_the_previous_fits_choice
     c.fit(X, y, epochs=5, **kw)
     c.fit(X, y, epochs=1, batch_size=8)
     assert type(c._optimizer) is optim.SGD and c.n_iter_ == 1
+
+
+@pytest.mark.parametrize("kw", [dict(early_stopping=True), dict(clip_norm=1.0),
+                                dict(clip_value=0.5), dict(schedule="cosine"),
+                                dict(validation_data="same")])
+def test_lbfgs_rejects_the_options_it_would_ignore(kw):
+    net, X, y, _ = make_problem()
+    if "validation_data" in kw:
+        kw = dict(validation_data=(X, y))
+    before = net.get_params_vector()
+    with pytest.raises(ValueError, match=f"L-BFGS takes none of {next(iter(kw))}"):
+        net.fit(X, y, epochs=3, optimizer="lbfgs", **kw)
+    np.testing.assert_array_equal(net.get_params_vector(), before)
