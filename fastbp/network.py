@@ -436,6 +436,9 @@ class Network:
         stopping rule's best and count): scikit-learn's ``warm_start``."""
         if isinstance(opt, LBFGS):
             _check_lbfgs_layers(self.dropout, self.batch_norm)  # (before anything is reset)
+        elif self.batch_norm and min(batch_size, train_rows.shape[0]) < 2:
+            raise ValueError("batch_norm needs minibatches of at least 2 samples: one sample "
+                             "normalizes every unit to 0, and nothing trains (raise batch_size)")
         continuing = warm_start and self._hyper is not None and self._optimizer == opt
         if not continuing:
             if keep_history:
@@ -833,6 +836,11 @@ class Network:
         alpha = check_nonnegative_float("alpha", alpha)
         X, Y, SW = self._check_data(X, y, sample_weight)
         loss, total = _GradientBuffers(self, X.shape[0]).compute(X, Y, SW, None, alpha)
+        if not (np.isfinite(loss) and all_finite(total)):
+            # (the loss sums in float64: a gradient can overflow float32 where it does not)
+            raise ValueError(f"X: the loss or its gradient overflows {self.dtype} (inputs up "
+                             f"to {float(np.abs(X).max()):.3g} in magnitude); scale X or use "
+                             "float64")
         coef_grads, intercept_grads = weight_views(total, self._table)
         if self.batch_norm:
             return loss, coef_grads, intercept_grads, scale_views(total, self._table)

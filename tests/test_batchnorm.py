@@ -218,3 +218,17 @@ def test_batch_norm_arguments_are_checked():
     assert single.scales_ == [] and single._stats.size == 0
     single.fit(X, y, epochs=2)
     assert np.isfinite(single.forward(X)).all()
+
+
+def test_minibatches_of_one_sample_are_rejected_with_batch_norm():
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(20, 2), (rng.rand(20) > 0.5).astype(float)
+    net = fastbp.Network([2, 4, 1], output="sigmoid", batch_norm=True, random_state=0)
+    before = net.get_params_vector()
+    with pytest.raises(ValueError, match="batch_norm needs minibatches of at least 2 samples"):
+        net.fit(X, y, epochs=2, batch_size=1)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        net.fit(X[:1], y[:1], epochs=2)
+    np.testing.assert_array_equal(net.get_params_vector(), before)
+    net.fit(X, y, epochs=2, batch_size=2)  # (two samples train)
+    assert not np.array_equal(net.coefs_[0], before[:8].reshape(2, 4))

@@ -149,6 +149,15 @@ def test_logits_beyond_a_thousand_keep_loss_and_gradients_finite(output, dtype, 
     record_case("numerics: logits > 1e3", outcome)
 
 
+def test_gradients_that_overflow_raise_as_forward_does():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(10, 3)) * 200, rng.poisson(1, 10)
+    net = fastbp.Network([3, 5, 1], output="poisson", dtype=np.float32, random_state=0)
+    for call in (lambda: net.forward(X), lambda: net.loss_and_gradients(X, y)):
+        with pytest.raises(ValueError, match="^X: .*overflow.* float32"):
+            call()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("logit", [1e3, 1e4, 1e30])
 def test_poisson_logits_that_overflow_exp_raise_divergence_and_keep_the_weights(dtype, logit):
