@@ -334,7 +334,10 @@ def test_network_gives_finite_outputs_or_names_the_bad_argument(case, folder):
     before = net.get_params_vector().tobytes()
     original = np.array(A, copy=True)
     x_error = network_X_error(spec)
-    error = x_error or y_error or sw_error
+    bn_error = None
+    if case["batch_norm"] and min(case["batch_size"], n) < 2:  # (every unit would be 0)
+        bn_error = ValueError, r"^batch_norm needs minibatches of at least 2 samples"
+    error = x_error or y_error or sw_error or bn_error
     with strict_warnings():
         fit = lambda: net.fit(X, y, epochs=2, batch_size=case["batch_size"],  # noqa: E731
                               learning_rate=0.05, sample_weight=sw)
