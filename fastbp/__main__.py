@@ -1,7 +1,6 @@
 """Command line: ``python -m fastbp [demo] [--plot PATH]``, ``python -m fastbp compare [options]``,
 ``python -m fastbp dashboard``."""
 import argparse
-import os
 import sys
 
 _PLOT_HELP = ("also write a PNG of the fastbp.Network's decision boundary on the moons and "
@@ -10,14 +9,16 @@ _PLOT_HELP = ("also write a PNG of the fastbp.Network's decision boundary on the
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastbp", description=__doc__)
-    parser.add_argument("--plot", metavar="PATH", default=None, help=_PLOT_HELP)
+    parser.add_argument("--plot", metavar="PATH", dest="demo_plot", default=None, help=_PLOT_HELP)
     sub = parser.add_subparsers(dest="command")
     demo_parser = sub.add_parser(
         "demo", help="train the seed article's example with fastbp and with NumPy (default)")
     # SUPPRESS: `python -m fastbp --plot a.png demo` keeps the top-level value.
-    demo_parser.add_argument("--plot", metavar="PATH", default=argparse.SUPPRESS, help=_PLOT_HELP)
+    demo_parser.add_argument("--plot", metavar="PATH", dest="demo_plot", default=argparse.SUPPRESS,
+                             help=_PLOT_HELP)
     # The comparison's options live with it; its module imports nothing heavy.
     from .compare import DESCRIPTION as compare_description, add_arguments as compare_arguments
+    from .compare import check_output_path
 
     compare_parser = sub.add_parser(
         "compare", help="time fastbp against its peers (NumPy, scikit-learn, PyTorch, JAX) on "
@@ -32,6 +33,10 @@ def main(argv=None):
                                   help="where the npm packages are kept "
                                        "(default: ~/.cache/fastbp/npm)")
     args = parser.parse_args(argv)
+    if args.command in ("compare", "dashboard") and args.demo_plot is not None:
+        parser.error(f"--plot before '{args.command}' is the demo's"
+                     + (": give it after compare for the comparison's chart"
+                        if args.command == "compare" else ""))
     if args.command == "dashboard":
         from .dashboard import main as dashboard
 
@@ -40,14 +45,11 @@ def main(argv=None):
         from .compare import run as compare
 
         return compare(args, compare_parser)
-    if args.plot is not None:
-        folder = os.path.dirname(os.path.abspath(args.plot))
-        if not os.path.isdir(folder):
-            parser.error(f"--plot: folder {folder} does not exist")
+    check_output_path(parser, "--plot", args.demo_plot)
     if args.command in (None, "demo"):
         from .demo import main as demo
 
-        demo(plot=args.plot)
+        demo(plot=args.demo_plot)
     return 0
 
 

@@ -146,14 +146,27 @@ def main(argv=None):
     return run(parser.parse_args(argv), parser)
 
 
+def check_output_path(parser, option, path):
+    """``parser.error`` unless ``path`` (None: not asked for) names a file this process can
+    write: checked before any work, so that a long run does not end in a traceback."""
+    if path is None:
+        return
+    if not path:
+        parser.error(f"{option}: the path is empty")
+    if os.path.isdir(path):
+        parser.error(f"{option}: {path} is a folder; give a file name in it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        parser.error(f"{option}: folder {folder} does not exist")
+    if not os.access(path if os.path.exists(path) else folder, os.W_OK):
+        parser.error(f"{option}: {path} cannot be written here")
+
+
 def run(args, parser):
     """Measure and print what ``args`` (from :func:`add_arguments`'s options) asks for;
     ``parser`` reports bad paths.  Returns the exit status."""
     for option, path in (("--json", args.json), ("--plot", args.plot)):
-        if path is not None:
-            folder = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(folder):
-                parser.error(f"{option}: folder {folder} does not exist")
+        check_output_path(parser, option, path)
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         parser.error(_NEEDS_MATPLOTLIB)
 

@@ -1,5 +1,6 @@
 """fastbp.plot and the demo's --plot, drawn with the Agg backend."""
 import os
+import re
 import subprocess
 import sys
 
@@ -195,6 +196,23 @@ def test_cli_rejects_a_plot_path_in_a_missing_folder(tmp_path, capsys):
         cli.main(["--plot", str(tmp_path / "missing" / "b.png")])
     assert exc.value.code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--plot", "FOLDER"], "is a folder; give a file name in it"),
+    (["demo", "--plot", ""], "the path is empty"),
+    (["--plot", "b.png", "compare"], "--plot before 'compare' is the demo's"),
+    (["--plot", "b.png", "dashboard"], "--plot before 'dashboard' is the demo's"),
+    (["compare", "--json", "FOLDER"], "--json: .* is a folder"),
+    (["compare", "--plot", "FOLDER"], "--plot: .* is a folder"),
+])
+def test_cli_rejects_output_paths_it_could_not_write_before_any_work(argv, message, tmp_path,
+                                                                    capsys, monkeypatch):
+    monkeypatch.setattr(demo, "main", lambda plot=None: pytest.fail("the demo ran"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(tmp_path) if a == "FOLDER" else a for a in argv])
+    assert exc.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("argv, plot", [
