@@ -7,8 +7,9 @@ layer, sigmoid output, gradient of the mean binary log loss, full-batch steps),
 in float64.
 """
 import numpy as np
+from scipy.special import expit
 
-from ._validation import assign_array, check_int, check_positive_float
+from ._validation import assign_array, check_X, check_int, check_positive_float
 from ._kernels.optimizers import H_LR
 from .network import DivergenceError, Network, _Trainer
 from .optim import SGD
@@ -46,7 +47,6 @@ class NeuralNetwork:
         self.net._opt_state = np.zeros((2, 0), dtype=np.float64)
         self.W1[...] = np.random.randn(input_size, hidden_size) * 0.01
         self.W2[...] = np.random.randn(hidden_size, output_size) * 0.01
-        self._X = None
 
     # The article's attributes, as views: assigning through them (nn.W1[...] = w) writes the
     # network's weights; assigning a new array replaces the values, keeping the view.
@@ -56,7 +56,11 @@ class NeuralNetwork:
             return arrays[i] if kind == "W" else arrays[i].reshape(1, -1)
 
         def set(self, value):
-            assign_array(get(self), value, f"{kind}{i + 1}")
+            target = get(self)
+            value = np.asarray(value)
+            if kind == "b" and value.size == target.size:
+                value = value.reshape(target.shape)  # (the article's b1 = np.zeros(h) broadcasts)
+            assign_array(target, value, f"{kind}{i + 1}")
 
         return property(get, set)
 
@@ -64,40 +68,47 @@ class NeuralNetwork:
     W2, b2 = _view(1, "W"), _view(1, "b")
     del _view
 
+    # The article's helpers.
+    def relu(self, x):
+        return np.maximum(0, x)
+
+    def relu_derivative(self, x):
+        return (x > 0).astype(float)
+
+    def sigmoid(self, x):
+        return expit(x)  # (1 / (1 + exp(-x)), without exp's overflow warning)
+
     def forward(self, X):
-        """Sigmoid outputs ``a2`` of shape (n_samples, output_size)."""
-        self._X = X
-        self.a2 = self.net.forward(X)
+        """Sigmoid outputs ``a2`` of shape (n_samples, output_size); like the article's, it
+        keeps ``z1``, ``a1``, ``z2`` and ``a2`` (computed with NumPy: the kernels keep none)."""
+        X = check_X(X, np.float64, self.net.n_features_in_)
+        self.z1 = np.dot(X, self.W1) + self.b1
+        self.a1 = self.relu(self.z1)
+        self.z2 = np.dot(self.a1, self.W2) + self.b2
+        self.a2 = self.sigmoid(self.z2)
         return self.a2
 
-    # Intermediate values of the last forward pass, computed on demand (the kernels keep none).
-    @property
-    def z1(self):
-        if self._X is None:
-            raise AttributeError("z1, a1, z2 (and a2) are those of the last forward(X): call "
-                                 "forward first")
-        return np.dot(np.asarray(self._X, dtype=np.float64), self.W1) + self.b1
-
-    @property
-    def a1(self):
-        return np.maximum(0, self.z1)
-
-    @property
-    def z2(self):
-        return np.dot(self.a1, self.W2) + self.b2
-
     def backward(self, X, y, learning_rate):
-        """One gradient step on the mean log loss over all of ``(X, y)``."""
+        """One gradient step on the mean log loss over all of ``(X, y)`` (the article's
+        uses the last ``forward``'s values, which are those of ``X`` in its use)."""
         self._train(X, y, learning_rate, 1)
 
     def train(self, X, y, learning_rate, epochs):
-        """``epochs`` full-batch gradient steps, all in one kernel call."""
-        self._train(X, y, learning_rate, epochs)
+        """``epochs`` full-batch gradient steps in the kernel; as after the article's, ``z1``,
+        ``a1``, ``z2`` and ``a2`` are those of the last step's forward pass."""
+        epochs = check_int("epochs", epochs, low=0)
+        check_positive_float("learning_rate", learning_rate, allow_zero=True)
+        self.net._check_data(X, y)  # (bad input is named even for 0 epochs)
+        if epochs == 0:
+            return
+        if epochs > 1:
+            self._train(X, y, learning_rate, epochs - 1)
+        self.forward(X)
+        self._train(X, y, learning_rate, 1)
 
     def _train(self, X, y, learning_rate, epochs):
         net = self.net
-        learning_rate = check_positive_float("learning_rate", learning_rate)
-        epochs = check_int("epochs", epochs)
+        learning_rate = check_positive_float("learning_rate", learning_rate, allow_zero=True)
         X, Y, SW = net._check_data(X, y)
         n = X.shape[0]
         order = np.arange(n, dtype=np.int64).reshape(1, n)

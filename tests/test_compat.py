@@ -89,3 +89,34 @@ def test_predict_returns_int_column(moons):
     assert np.issubdtype(pred.dtype, np.integer)
     # The article reports about 0.87 test accuracy for these settings.
     assert 0.84 <= np.mean(pred[:, 0] == y_test) <= 0.90
+
+
+def test_the_articles_intermediate_values_helpers_and_corner_arguments(moons):
+    X_train, _, y_train, _ = moons
+    np.random.seed(1)
+    nn = fastbp.NeuralNetwork(2, 10, 1)
+    with pytest.raises(AttributeError):  # (as the article's: set by forward)
+        nn.z1
+    W1, b1, W2, b2 = (p.copy() for p in (nn.W1, nn.b1, nn.W2, nn.b2))
+    nn.train(X_train, y_train, 0.1, 3)
+    # after train, the last step's forward pass: the weights after two steps
+    W1, b1, W2, b2 = article_training(W1, b1, W2, b2, X_train, y_train, 0.1, 2)
+    z1 = X_train @ W1 + b1
+    np.testing.assert_allclose(nn.z1, z1, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(nn.a1, np.maximum(z1, 0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(nn.a2, nn.sigmoid(nn.z2), rtol=1e-12)
+    a2 = nn.forward(X_train)  # forward then backward keeps forward's values
+    z1 = nn.z1.copy()
+    nn.backward(X_train, y_train.reshape(-1, 1), 0.5)
+    np.testing.assert_array_equal(nn.z1, z1)
+    assert nn.a2 is a2
+    x = np.array([[-1.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(nn.relu(x), [[0, 0, 2]])
+    np.testing.assert_array_equal(nn.relu_derivative(x), [[0, 0, 1]])
+    np.testing.assert_allclose(nn.sigmoid(x), 1 / (1 + np.exp(-x)))
+    before = nn.W1.copy()
+    nn.train(X_train, y_train, 0.0, 3)  # (the article's loop runs: nothing moves)
+    nn.train(X_train, y_train, 0.1, 0)
+    np.testing.assert_array_equal(nn.W1, before)
+    nn.b1 = np.zeros(10)  # (the article's broadcasts)
+    assert np.all(nn.b1 == 0) and nn.b1.shape == (1, 10)
