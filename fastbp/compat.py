@@ -2,7 +2,8 @@
 
 Swap ``class NeuralNetwork`` of the article for ``from fastbp import NeuralNetwork``
 and the rest of the script runs unchanged: same constructor, same attributes
-(``W1``, ``b1``, ``W2``, ``b2``), same methods and the same maths (ReLU hidden
+(``W1``, ``b1``, ``W2``, ``b2``; ``z1``, ``a1``, ``z2``, ``a2`` after ``forward`` and
+``train``), same methods and the same maths (ReLU hidden
 layer, sigmoid output, gradient of the mean binary log loss, full-batch steps),
 in float64.
 """

@@ -337,7 +337,7 @@ class _BaseMLP(BaseEstimator):
         self.loss_curve_ = self.loss_curve_ + new_losses
         self.t_ += n_train * self.n_iter_
         if new_losses:
-            self.loss_ = new_losses[-1]
+            self.loss_ = np.float64(new_losses[-1])  # (scikit-learn's type)
         if self._early_stopping():
             self.validation_scores_ = self.validation_scores_ + net.validation_scores_[start_scores:]
             self.best_validation_score_ = max([self.best_validation_score_] + self.validation_scores_)
