@@ -282,6 +282,7 @@ class _BaseMLP(BaseEstimator):
         start_scores = len(net.validation_scores_) if continuing or keep_history else 0
         sched = self._schedule(net.t_ if keep_history else 0)
         max_iter = 1 if incremental else self.max_iter
+        patience = int(min(self.n_iter_no_change, self.max_iter + 1))  # (inf is allowed)
         callbacks = [self._print_progress] if self.verbose else []
         self._training_started = True  # from here on, a failure keeps the epochs that completed
         try:
@@ -290,7 +291,7 @@ class _BaseMLP(BaseEstimator):
                 lr0=self.learning_rate_init, opt=opt, sched=sched, alpha=self.alpha,
                 clip_norm=self.clip_norm, clip_value=None, shuffle=self.shuffle,
                 early_stopping=self._early_stopping(),
-                n_iter_no_change=int(min(self.n_iter_no_change, self.max_iter + 1)), tol=self.tol,
+                n_iter_no_change=patience, tol=self.tol,
                 callbacks=callbacks, verbose=False, warm_start=incremental,
                 n_threads=self.n_threads, keep_history=keep_history)
         finally:
@@ -300,7 +301,7 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "lbfgs":
             self._check_lbfgs(net)
         if (self.verbose and not incremental and self.solver != "lbfgs"
-                and net._no_improvement > min(self.n_iter_no_change, self.max_iter + 1)):
+                and net._no_improvement > patience):
             what = "validation score" if self.early_stopping else "training loss"
             print(f"The {what} did not improve by more than tol={self.tol:g} in "
                   f"{self.n_iter_no_change} consecutive epochs: stopped.")

@@ -362,11 +362,11 @@ class Network:
         # knows its optimizer and current rate only).
         previous = {}
         if warm_start and self._optimizer is not None:
-            previous = {"optimizer": self._optimizer, "learning_rate": float(self._hyper[H_LR])}
-            previous.update(getattr(self, "_fit_choices", {}))
+            previous = {"learning_rate": float(self._hyper[H_LR]),
+                         **getattr(self, "_fit_choices", {})}
         lr0 = check_positive_float("learning_rate", previous.get("learning_rate", 0.01)
                                    if learning_rate is None else learning_rate)
-        opt = previous["optimizer"] if optimizer is None and previous else \
+        opt = self._optimizer if optimizer is None and previous else \
             get_optimizer("sgd" if optimizer is None else optimizer)
         sched = previous.get("schedule", Constant()) if schedule is None else \
             get_schedule(schedule)
@@ -449,7 +449,7 @@ class Network:
             self._optimizer = opt
             self._hyper = opt.hyper(lr0)
             self._opt_state = np.zeros((2, self._params.size), dtype=self.dtype)
-        self._fit_choices = {"learning_rate": lr0, "optimizer": opt, "schedule": sched}
+        self._fit_choices = {"learning_rate": lr0, "schedule": sched}  # (for a warm start)
         hyper = self._hyper
         hyper[H_ALPHA] = alpha
         hyper[H_CLIP_NORM] = clip_norm or 0.0
@@ -482,7 +482,7 @@ class Network:
             self._perm = np.arange(n_train, dtype=np.int64)
         # The best epoch's weights and running statistics, for early stopping.
         best_params = (params.copy(), self._stats.copy()) if early_stopping else None
-        self._fit_epoch0 = self._epoch  # (for schedules that count this fit's epochs)
+        epoch0 = self._epoch  # (for schedules that count this fit's epochs)
         if self._lr is None:
             self._lr = lr0
         bar = _progress_bar(epochs) if verbose else None
@@ -505,7 +505,7 @@ class Network:
                     k = _epochs_per_call(epochs - done, n_train, params.size) if batched else 1
                     if k > 1:
                         orders, rates = self._plan_epochs(k, train_rows, shuffle, lr0, sched,
-                                                          epochs)
+                                                          epochs, epoch0)
                         stopping = None if tol is None else np.array(
                             [tol, n_iter_no_change,
                              np.inf if self.best_loss_ is None else self.best_loss_,
@@ -540,7 +540,8 @@ class Network:
                             raise KeyboardInterrupt
                         continue
                     t0 = time.perf_counter()
-                    orders, rates = self._plan_epochs(1, train_rows, shuffle, lr0, sched, epochs)
+                    orders, rates = self._plan_epochs(1, train_rows, shuffle, lr0, sched, epochs,
+                                                      epoch0)
                     lr = float(rates[0])
                     losses = trainer.run(orders, 1, rates=rates)
                     loss = float(losses[0])
@@ -617,9 +618,10 @@ class Network:
         self._perm[:] = h[-1]
         _draw_epoch_orders(self._rng, self._perm, train_rows, k)
 
-    def _plan_epochs(self, k, train_rows, shuffle, lr0, sched, epochs):
+    def _plan_epochs(self, k, train_rows, shuffle, lr0, sched, epochs, epoch0):
         """Visiting orders ``(k or 1, n_train)`` and learning rates ``(k,)`` of the next
-        ``k`` epochs, drawing the shuffles as ``k`` single epochs would."""
+        ``k`` epochs, drawing the shuffles as ``k`` single epochs would; ``epoch0``: the
+        schedule's epoch count when this fit began."""
         n_train = train_rows.shape[0]
         if shuffle:
             # Each epoch permutes the previous order (scikit-learn's draws of
@@ -631,7 +633,7 @@ class Network:
             rates = np.full(k, self._lr)
         else:
             # (a schedule whose curve spans one fit counts its epochs from the fit's first)
-            epoch = self._epoch - self._fit_epoch0 if getattr(sched, "per_fit", False) \
+            epoch = self._epoch - epoch0 if getattr(sched, "per_fit", False) \
                 else self._epoch
             rates = sched.rates(lr0, epoch, k, epochs, self.t_, n_train)
             if type(sched) is not Constant:  # (lr0 itself was checked)
@@ -710,13 +712,7 @@ class Network:
         stopped = []
         completed = params.copy()  # the last iterate L-BFGS accepted (kept on Ctrl-C)
         committed = params.copy()  # the last one whose callbacks returned (kept on errors)
-        history = []  # (and its history's lengths and counters)
-
-        def commit_history():
-            history[:] = [len(self.loss_curve_), len(self._gradient_norms), self.n_iter_,
-                          self.t_, self.best_loss_]
-
-        commit_history()
+        history = [self._history(False)]  # (and its history; no shuffles to undo)
 
         def callback(intermediate_result):
             loss = float(intermediate_result.fun)
@@ -732,7 +728,7 @@ class Network:
                 stopped.append(True)
                 raise StopIteration
             committed[:] = params
-            commit_history()
+            history[0] = self._history(False)
 
         result = None
         try:
@@ -747,8 +743,7 @@ class Network:
                           stacklevel=3)
         except BaseException:
             params[:] = committed
-            n_losses, n_norms, self.n_iter_, self.t_, self.best_loss_ = history
-            del self.loss_curve_[n_losses:], self._gradient_norms[n_norms:]
+            self._restore_history(history[0])
             raise
         if not np.isfinite(params.sum(dtype=np.float64)):
             params[:] = last_good
