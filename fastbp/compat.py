@@ -92,25 +92,27 @@ class NeuralNetwork:
     def backward(self, X, y, learning_rate):
         """One gradient step on the mean log loss over all of ``(X, y)`` (the article's
         uses the last ``forward``'s values, which are those of ``X`` in its use)."""
-        self._train(X, y, learning_rate, 1)
+        self._train(*self._checked(X, y, learning_rate), 1)
 
     def train(self, X, y, learning_rate, epochs):
         """``epochs`` full-batch gradient steps in the kernel; as after the article's, ``z1``,
         ``a1``, ``z2`` and ``a2`` are those of the last step's forward pass."""
         epochs = check_int("epochs", epochs, low=0)
-        check_positive_float("learning_rate", learning_rate, allow_zero=True)
-        self.net._check_data(X, y)  # (bad input is named even for 0 epochs)
+        checked = self._checked(X, y, learning_rate)  # (bad input is named even for 0 epochs)
         if epochs == 0:
             return
         if epochs > 1:
-            self._train(X, y, learning_rate, epochs - 1)
-        self.forward(X)
-        self._train(X, y, learning_rate, 1)
+            self._train(*checked, epochs - 1)
+        self.forward(checked[0])
+        self._train(*checked, 1)
 
-    def _train(self, X, y, learning_rate, epochs):
-        net = self.net
+    def _checked(self, X, y, learning_rate):
+        """``(X, Y, SW, learning_rate)`` as the kernel takes them (each checked once)."""
         learning_rate = check_positive_float("learning_rate", learning_rate, allow_zero=True)
-        X, Y, SW = net._check_data(X, y)
+        return (*self.net._check_data(X, y), learning_rate)
+
+    def _train(self, X, Y, SW, learning_rate, epochs):
+        net = self.net
         n = X.shape[0]
         order = np.arange(n, dtype=np.int64).reshape(1, n)
         net._hyper[H_LR] = learning_rate
