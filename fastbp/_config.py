@@ -23,8 +23,13 @@ FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 #: C-callable wrapper Numba would otherwise compile beside each kernel (for passing it as a
 #: first-class function, which fastbp never does): a first fit with an empty cache compiled
 #: 6% faster without (26.6 against 28.4 s, medians of three fresh processes alternated).
+#: Nor with the wrapper that lets Python call a kernel, except for the kernels Python calls
+#: (``njit_entry``): a first fit with an empty cache then compiled in 5-28% less time (five
+#: fresh processes alternated each way, every pair lower).  Python must not call the others:
+#: without the wrapper, that crashes the interpreter (tests call them through a compiled
+#: function, ``tests/kernel_call.py``).
 JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy", _nrt=False,
-           no_cfunc_wrapper=True)
+           no_cfunc_wrapper=True, no_cpython_wrapper=True)
 
 #: Rows per chunk in prediction and full-data gradients, to bound buffer memory.
 FORWARD_CHUNK = 1024
@@ -88,11 +93,16 @@ def njit(func):
     return numba.njit(**JIT)(func)
 
 
+def njit_entry(func):
+    """``njit`` for a kernel that Python calls (the drivers fastbp's modules call)."""
+    return numba.njit(**dict(JIT, no_cpython_wrapper=False))(func)
+
+
 def njit_alloc(func):
     """Compile ``func`` with fastbp's options and Numba's reference counting, which a
     function needs to allocate arrays (the kernels themselves run without it, see
-    ``JIT``)."""
-    return numba.njit(**dict(JIT, _nrt=True))(func)
+    ``JIT``); Python may call it."""
+    return numba.njit(**dict(JIT, _nrt=True, no_cpython_wrapper=False))(func)
 
 
 def njit_ordered(func=None, inline="never"):

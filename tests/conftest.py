@@ -2,12 +2,25 @@ import os
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu",
                "swish"]
 OUTPUTS = ["identity", "sigmoid", "softmax", "poisson"]
+
+
+_CALLERS = {}
+
+
+def compiled(kernel):
+    """A compiled function that calls the fastbp kernel ``kernel`` with its arguments: the
+    kernels Python does not call are compiled without the wrapper that would let it (see
+    ``fastbp._config.JIT``)."""
+    if kernel not in _CALLERS:
+        _CALLERS[kernel] = numba.njit(lambda *args: kernel(*args))
+    return _CALLERS[kernel]
 
 
 def make_data(n, n_in, n_out, output, seed=0, dtype=np.float64):

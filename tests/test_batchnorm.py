@@ -9,7 +9,7 @@ import pytest
 import fastbp
 from fastbp import reference
 
-from conftest import make_data, targets_2d
+from conftest import compiled, make_data, targets_2d
 
 MOMENTUM = 0.1  # PyTorch's BatchNorm1d default, which fastbp follows
 
@@ -113,7 +113,7 @@ def test_dropout_with_batch_norm_and_shortcuts_matches_the_reference():
     coefs = [W.copy() for W in net.coefs_]
     intercepts = [b.copy() for b in net.intercepts_]
     scales = [g.copy() for g in net.scales_]
-    seed = dropout.batch_seed(net._dropout_seed, 0)
+    seed = compiled(dropout.batch_seed)(net._dropout_seed, 0)
     masks = [dropout.mask(seed, l, w, 40, 0.3).T for l, w in enumerate(shape[1:-1])]
     net.fit(X, y, epochs=1, batch_size=40, learning_rate=0.5, shuffle=False)
     loss, gW, gb, gs = reference.loss_and_gradients(

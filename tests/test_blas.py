@@ -4,7 +4,7 @@ import pytest
 
 from fastbp._kernels.blas import N, T, matmul
 
-from conftest import run_child
+from conftest import compiled, run_child
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -20,12 +20,12 @@ def test_matmul_equals_numpy_for_every_transpose_offset_and_scaling(dtype, ta, t
     flat_a = np.concatenate([np.full(3, 9, dtype), A.ravel()])
     flat_b = np.concatenate([np.full(2, 9, dtype), B.ravel()])
     C = np.full(4 + m * n + 2, np.nan, dtype)  # beta = 0 must not read the NaN
-    matmul(ta, tb, m, n, k, 1.0, flat_a, 3, A.shape[1], flat_b, 2, B.shape[1], 0.0, C, 4, n)
+    compiled(matmul)(ta, tb, m, n, k, 1.0, flat_a, 3, A.shape[1], flat_b, 2, B.shape[1], 0.0, C, 4, n)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(C[4:4 + m * n].reshape(m, n), expected, rtol=tol, atol=tol)
     assert np.isnan(C[:4]).all() and np.isnan(C[4 + m * n:]).all()  # nothing outside C
     # alpha scales the product, beta = 1 accumulates onto C
-    matmul(ta, tb, m, n, k, -0.5, flat_a, 3, A.shape[1], flat_b, 2, B.shape[1], 1.0, C, 4, n)
+    compiled(matmul)(ta, tb, m, n, k, -0.5, flat_a, 3, A.shape[1], flat_b, 2, B.shape[1], 1.0, C, 4, n)
     np.testing.assert_allclose(C[4:4 + m * n].reshape(m, n), 0.5 * expected, rtol=tol, atol=tol)
 
 
@@ -37,15 +37,17 @@ def test_numpy_blas_is_used_where_numpy_has_one():
 
 
 SCIPY_BLAS = """
+import numba
 import numpy as np
 from fastbp._kernels import blas
+matmul = numba.njit(lambda *args: blas.matmul(*args))  # (see conftest.compiled)
 assert blas.BACKEND == "scipy", blas.BACKEND
 rng = np.random.default_rng(0)
 for dtype in (np.float32, np.float64):
     A = rng.standard_normal((6, 4)).astype(dtype)
     B = rng.standard_normal((5, 4)).astype(dtype)
     C = np.full(30, np.nan, dtype)
-    blas.matmul(blas.N, blas.T, 6, 5, 4, 2.0, A.ravel(), 0, 4, B.ravel(), 0, 4, 0.0, C, 0, 5)
+    matmul(blas.N, blas.T, 6, 5, 4, 2.0, A.ravel(), 0, 4, B.ravel(), 0, 4, 0.0, C, 0, 5)
     np.testing.assert_allclose(C.reshape(6, 5), 2 * A.astype(float) @ B.T, rtol=1e-5)
 print("ok")
 """

@@ -11,7 +11,7 @@ import fastbp
 from fastbp import _config, network, reference
 from fastbp._kernels.dense import use_blas, use_tiles
 
-from conftest import ACTIVATIONS, OUTPUTS, make_data, run_child, targets_2d
+from conftest import ACTIVATIONS, OUTPUTS, compiled, make_data, run_child, targets_2d
 
 
 def reference_fit(net, X, Y, epochs, batch_size, learning_rate, orders):
@@ -51,7 +51,8 @@ def test_sgd_matches_reference_float64(activation, output):
 
 
 def _path(a, b, batch):
-    return "blas" if use_blas(a, b, batch) else "tiles" if use_tiles(a, b, batch) else "loops"
+    return ("blas" if compiled(use_blas)(a, b, batch)
+            else "tiles" if compiled(use_tiles)(a, b, batch) else "loops")
 
 
 # Shapes on each side of the thresholds: each layer's path for the full batches, or for
@@ -284,7 +285,7 @@ def test_blas_is_single_threaded_only_while_slices_call_it():
     from fastbp._kernels.dense import past_loops
 
     for n_in, n_out, nb in itertools.product([1, 4, 8, 16, 100], [1, 7, 8, 64], [1, 16, 64, 200]):
-        assert network._past_loops(n_in, n_out, nb) == past_loops(n_in, n_out, nb)
+        assert network._past_loops(n_in, n_out, nb) == compiled(past_loops)(n_in, n_out, nb)
     from fastbp._kernels import blas as kernel_blas
 
     X, y = make_data(128, 2, 1, "sigmoid", seed=4)

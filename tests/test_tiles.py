@@ -7,6 +7,8 @@ import pytest
 
 from fastbp._kernels.tiles import product, tile
 
+from conftest import compiled
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("p_transposed", [False, True], ids=["P", "P.T"])
@@ -24,7 +26,7 @@ def test_product_equals_numpy(dtype, p_transposed, m, n, K):
     Qf = np.concatenate([np.full(5, 7.0), Q.ravel()]).astype(dtype)
     ldz = n + 2  # rows of Z with a gap that must stay untouched
     Z = np.full(4 + m * ldz, np.nan, dtype)
-    product(m, n, K, P, 3, sk, si, Qf, 5, n, Z, 4, ldz)
+    compiled(product)(m, n, K, P, 3, sk, si, Qf, 5, n, Z, 4, ldz)
     got = Z[4:].reshape(m, ldz)
     tol = 2e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got[:, :n], expected, rtol=tol, atol=tol * max(1, K) ** 0.5)

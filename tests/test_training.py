@@ -8,7 +8,7 @@ import fastbp
 from fastbp import network, optim, reference
 from fastbp._kernels.optimizers import H_LR
 
-from conftest import make_data, targets_2d
+from conftest import compiled, make_data, targets_2d
 
 SHAPE = [4, 7, 5, 3]
 
@@ -667,7 +667,7 @@ def _fastbp_masks(net, n, epoch=0, start=0):
     (n_samples, width) arrays, one per hidden layer."""
     from fastbp._kernels import dropout
 
-    seed = dropout.batch_seed(net._dropout_seed + epoch, start)
+    seed = compiled(dropout.batch_seed)(net._dropout_seed + epoch, start)
     return [dropout.mask(seed, l, width, n, net.dropout).T
             for l, width in enumerate(net.layers[1:-1])]
 
@@ -717,10 +717,11 @@ def test_the_reference_with_masks_matches_finite_differences():
 def test_dropout_masks_drop_the_asked_fraction_and_differ_by_batch_and_layer():
     from fastbp._kernels import dropout
 
-    m = dropout.mask(dropout.batch_seed(12345, 0), 0, 64, 1000, 0.3)
+    batch_seed = compiled(dropout.batch_seed)
+    m = dropout.mask(batch_seed(12345, 0), 0, 64, 1000, 0.3)
     assert abs((m == 0).mean() - 0.3) < 0.01
-    assert not np.array_equal(m, dropout.mask(dropout.batch_seed(12345, 32), 0, 64, 1000, 0.3))
-    assert not np.array_equal(m, dropout.mask(dropout.batch_seed(12345, 0), 1, 64, 1000, 0.3))
+    assert not np.array_equal(m, dropout.mask(batch_seed(12345, 32), 0, 64, 1000, 0.3))
+    assert not np.array_equal(m, dropout.mask(batch_seed(12345, 0), 1, 64, 1000, 0.3))
 
 
 def test_dropout_is_reproducible_trains_only_and_batches_epochs_alike():

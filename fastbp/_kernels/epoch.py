@@ -14,7 +14,7 @@ shortcuts, the second half of ``tmp`` carries their gradients down the backward 
 """
 import numpy as np
 
-from .._config import SPLIT_MIN_ROWS, njit, njit_inline
+from .._config import SPLIT_MIN_ROWS, njit, njit_entry, njit_inline
 from .activations import IDENTITY, keeps_pre
 from . import batchnorm
 from .batchnorm import EVAL, TRAIN, TRAIN_UPDATE
@@ -280,7 +280,7 @@ def weight_sum(SW, order, start, nb):
     return total
 
 
-@njit
+@njit_entry
 def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state, abufs, tmps,
                grad, parts, grads, rates, drop, seeds, losses, norms, want_loss, stats,
                stopping, probe, part, sync, shared):
@@ -455,7 +455,7 @@ def probe_outputs(params, X, probe, layers, parts, part, abuf, tmp, stats):
     return bad
 
 
-@njit
+@njit_entry
 def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad, total_grad,
                   stats):
     """``SW``-weighted mean loss (with the L2 term ``alpha``) and its gradient over the rows
@@ -479,7 +479,7 @@ def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad
     return total / sw_sum
 
 
-@njit
+@njit_entry
 def predict_rows(params, X, order, layers, chunk, abuf, tmp, out, stats):
     """Output-layer values (probabilities for sigmoid and softmax) for the rows of ``X``, in
     order (``order`` is ``arange(len(X))``: the gather of the loop path reads through it).

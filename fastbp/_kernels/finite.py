@@ -1,8 +1,8 @@
 """Whether an array holds only finite values: the check every input of a fit goes through."""
-from .._config import njit
+from .._config import njit_entry
 
 
-@njit
+@njit_entry
 def all_finite(a):
     """Whether every element of the 1-D float array ``a`` is finite.  ``a[i] * 0`` is 0 for a
     finite element and NaN for NaN or an infinity (the kernels' flags leave out ``nnan`` and

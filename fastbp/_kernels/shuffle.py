@@ -12,7 +12,7 @@ The algorithm is NumPy's legacy one: a Fisher-Yates pass from the last element d
 each index drawn uniformly in ``[0, i]`` by masking a 32-bit draw (64-bit above
 ``2**32 - 1``) to the smallest covering power of two and rejecting draws above ``i``.
 """
-from .._config import njit
+from .._config import njit, njit_entry
 
 N = 624
 M = 397
@@ -61,7 +61,7 @@ def permute_in_place(key, pos, x):
     return pos
 
 
-@njit
+@njit_entry
 def epoch_orders(key, pos, perm, rows, orders, scratch):
     """For each row ``e`` of ``orders``: ``perm = perm[permutation(n)]``, then
     ``orders[e] = rows[perm]`` (the rows visited in epoch ``e``).  ``perm`` is updated in
