@@ -56,6 +56,10 @@ from ._validation import check_sample_weight
 from .network import Network, _check_lbfgs_layers, _check_threads
 
 _STOCHASTIC = ("sgd", "adam", "adamw")
+#: The attributes only stochastic fits have, as in scikit-learn: its L-BFGS records no
+#: losses per epoch (and leaves ``t_`` at 0).
+_STOCHASTIC_HISTORY = ("loss_curve_", "best_loss_", "validation_scores_",
+                       "best_validation_score_")
 
 #: scikit-learn's names of output activations -> fastbp.Network's output names.
 _OUTPUTS = {"identity": "identity", "logistic": "sigmoid", "softmax": "softmax",
@@ -229,18 +233,22 @@ class _BaseMLP(BaseEstimator):
                                 output=_OUTPUTS[self.out_activation_], dtype=dtype,
                                 random_state=rng, residual=self.residual,
                                 dropout=self.dropout, batch_norm=self.batch_norm)
-            self.loss_curve_ = []
             self.t_ = 0
-            early = self._early_stopping()
-            self.best_loss_ = None if early else np.inf
-            self.validation_scores_ = [] if early else None
-            self.best_validation_score_ = -np.inf if early else None
+            for name in _STOCHASTIC_HISTORY:
+                self.__dict__.pop(name, None)
         else:
             if Y.shape[1] != self.n_outputs_:
                 raise ValueError(f"y has {Y.shape[1]} outputs, but this estimator was fitted "
                                  f"with {self.n_outputs_}")
             self._check_same_network()
             self._net._rng = rng
+        if self.solver != "lbfgs" and "loss_curve_" not in self.__dict__:
+            # (the first stochastic fit, also a warm start after an L-BFGS fit)
+            self.loss_curve_ = []
+            early = self._early_stopping()
+            self.best_loss_ = None if early else np.inf
+            self.validation_scores_ = [] if early else None
+            self.best_validation_score_ = -np.inf if early else None
         net = self._net
         X = np.ascontiguousarray(X, dtype=net.dtype)
         Y = np.ascontiguousarray(Y, dtype=net.dtype)
@@ -335,10 +343,12 @@ class _BaseMLP(BaseEstimator):
         """The network's history since ``start`` into the estimator's attributes."""
         new_losses = net.loss_curve_[start:]
         self.n_iter_ = len(new_losses)
-        self.loss_curve_ = self.loss_curve_ + new_losses
-        self.t_ += n_train * self.n_iter_
         if new_losses:
             self.loss_ = np.float64(new_losses[-1])  # (scikit-learn's type)
+        if self.solver == "lbfgs":
+            return  # (no history, as scikit-learn's L-BFGS: see _STOCHASTIC_HISTORY)
+        self.loss_curve_ = self.loss_curve_ + new_losses
+        self.t_ += n_train * self.n_iter_
         if self._early_stopping():
             self.validation_scores_ = self.validation_scores_ + net.validation_scores_[start_scores:]
             self.best_validation_score_ = max([self.best_validation_score_] + self.validation_scores_)
@@ -436,8 +446,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ----------
     classes_, loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_,
     t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_,
-    n_outputs_, out_activation_ : as in scikit-learn; ``coefs_`` and ``intercepts_`` are
-    views into one flat parameter vector.
+    n_outputs_, out_activation_ : as in scikit-learn (L-BFGS fits have no ``loss_curve_``,
+    ``best_loss_``, ``validation_scores_`` or ``best_validation_score_``); ``coefs_`` and
+    ``intercepts_`` are views into one flat parameter vector.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",

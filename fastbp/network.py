@@ -87,6 +87,10 @@ class Network:
         part of the shift (the affine transform itself has no bias).  Running statistics
         follow PyTorch's ``BatchNorm1d``: momentum 0.1, eps 1e-5, unbiased running
         variance.  The statistics are unweighted: sample weights weight the loss only.
+        Minibatches need 2 samples or more (``batch_size`` of 1 raises); a last minibatch
+        of one sample, when the rows leave one over, trains as Keras's does, not raising
+        as PyTorch's does: every unit normalizes to 0, so that step moves only the
+        shifts and the layers above, and the running variance is left as it is.
         ``loss_and_gradients`` normalizes by the statistics of the whole data it is
         given.  Not with L-BFGS.
 

@@ -308,6 +308,31 @@ def test_lbfgs_ignores_early_stopping_and_trains_on_every_row_as_scikit_learn():
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
 
 
+HISTORY = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
+
+
+def test_lbfgs_fits_have_the_attributes_of_scikit_learns():
+    X, y = make_classification(n_samples=100, n_features=4, random_state=0)
+    kw = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=15, random_state=0)
+    ours, theirs = quiet_fit(MLPClassifier(**kw), X, y), quiet_fit(sk.MLPClassifier(**kw), X, y)
+    for name in HISTORY:
+        assert hasattr(ours, name) == hasattr(theirs, name) == False, name
+    assert ours.t_ == theirs.t_ == 0
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-7)
+    # A refit with adam has a history again; a refit with L-BFGS has none.
+    ours.set_params(solver="adam")
+    quiet_fit(ours, X, y)
+    assert len(ours.loss_curve_) == ours.n_iter_ and ours.best_loss_ == min(ours.loss_curve_)
+    assert ours.t_ == ours.n_iter_ * 100
+    ours.set_params(solver="lbfgs")
+    quiet_fit(ours, X, y)
+    assert not any(hasattr(ours, name) for name in HISTORY) and ours.t_ == 0
+    # A warm start with adam after L-BFGS starts the history (scikit-learn's own fails there).
+    ours.set_params(solver="adam", warm_start=True, max_iter=3)
+    quiet_fit(ours, X, y)
+    assert len(ours.loss_curve_) == 3 and ours.t_ == 300
+
+
 def test_assigning_an_item_of_coefs_changes_the_model_as_in_scikit_learn():
     X, y = make_classification(n_samples=60, n_features=4, random_state=0)
     ours = quiet_fit(MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0), X, y)
