@@ -93,6 +93,8 @@ def output_delta(output, z, y):
     n, n_out = z.shape
     if output == "identity":
         return (z - y) / (n * n_out)
+    if output == "softmax":  # (the targets' sums: probability rows may be off 1 by rounding)
+        return (OUTPUTS[output](z) * y.sum(axis=1, keepdims=True) - y) / n
     return (OUTPUTS[output](z) - y) / n
 
 

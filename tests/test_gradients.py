@@ -63,6 +63,42 @@ def test_loss_and_gradients_match_reference(activation, output):
     np.testing.assert_allclose(flat(gW, gb), flat(ref_gW, ref_gb), rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rows", [1, 2, 1025])
+def test_gradients_of_a_tile_layer_match_the_reference_for_any_batch(dtype, rows):
+    # 65 -> 129: a layer of the register tiles, with edges that go to BLAS; one row (or a
+    # last chunk of one row) made those edge products degenerate (K = 1)
+    from fastbp._kernels.dense import use_tiles
+    from conftest import compiled
+    shape = [65, 129, 3]
+    assert compiled(use_tiles)(65, 129, 1) and compiled(use_tiles)(65, 129, 2)
+    net = fastbp.Network(shape, activation="tanh", output="softmax", dtype=dtype,
+                         random_state=0)
+    X, y = make_data(rows, shape[0], shape[-1], "softmax", seed=3, dtype=dtype)
+    loss, gW, gb = net.loss_and_gradients(X, y)
+    ref_loss, ref_gW, ref_gb = reference.loss_and_gradients(
+        [W.astype(np.float64) for W in net.coefs_], [b.astype(np.float64) for b in net.intercepts_],
+        X.astype(np.float64), targets_2d(y, 3, "softmax"), "tanh", "softmax")
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    assert loss == pytest.approx(ref_loss, rel=tol)
+    np.testing.assert_allclose(flat(gW, gb), flat(ref_gW, ref_gb), rtol=tol, atol=tol * 1e-2)
+
+
+def test_softmax_gradient_is_the_losss_for_rows_that_sum_to_one_within_rounding():
+    # probability rows are accepted within 1e-4 of summing to 1; the gradient must still be
+    # the loss's own (p sum(y) - y), as PyTorch's cross-entropy with probability targets
+    rng = np.random.RandomState(0)
+    net = fastbp.Network([4, 6, 3], activation="tanh", output="softmax", dtype=np.float64,
+                         random_state=0)
+    X = rng.standard_normal((20, 4))
+    Y = rng.dirichlet(np.ones(3), 20) * (1 + 9e-5)
+    loss, gW, gb = net.loss_and_gradients(X, Y)
+    np.testing.assert_allclose(flat(gW, gb), finite_difference_gradient(net, X, Y),
+                               rtol=1e-6, atol=1e-9)
+    ref = reference.loss_and_gradients(net.coefs_, net.intercepts_, X, Y, "tanh", "softmax")
+    np.testing.assert_allclose(flat(gW, gb), flat(ref[1], ref[2]), rtol=1e-10, atol=1e-13)
+
+
 def test_reference_gradient_matches_finite_differences():
     # The oracle is checked too, so the two cannot agree on a shared mistake.
     shape = [3, 4, 2]

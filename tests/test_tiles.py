@@ -13,7 +13,8 @@ from conftest import compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("p_transposed", [False, True], ids=["P", "P.T"])
 @pytest.mark.parametrize("m, n, K", [(4, 16, 1), (8, 32, 64), (10, 29, 64), (3, 7, 5),
-                                     (128, 33, 17), (1, 1, 1)])
+                                     (128, 33, 17), (1, 1, 1), (10, 29, 1), (1, 29, 10),
+                                     (65, 129, 1)])
 def test_product_equals_numpy(dtype, p_transposed, m, n, K):
     rng = np.random.default_rng(m * 1000 + n * 10 + K)
     Pm = rng.standard_normal((m, K))

@@ -106,8 +106,8 @@ def loss_and_delta(code, Z, Y, SW, order, start, nb, n_out, scale, want_loss, sc
 
 @njit
 def _softmax_loss(Z, Y, SW, order, start, nb, n_out, scale, scratch):
-    """The softmax branch of ``loss_and_delta``."""
-    one = Z.dtype.type(1)
+    """The softmax branch of ``loss_and_delta``.  Its delta is ``p sum_k y_k - y``, the
+    derivative of the loss below for any targets (``p - y`` for rows that sum to 1)."""
     s = Z.dtype.type(scale)
     total = 0.0
     # loss_b = sum_k y_k (lse_b - z_kb) = lse_b * sum_k y_k - sum_k y_k z_kb
@@ -126,7 +126,7 @@ def _softmax_loss(Z, Y, SW, order, start, nb, n_out, scale, scratch):
         r = order[start + b]
         lse = np.float64(m[b]) + mathfn.log(ssum[b])
         total += np.float64(SW[r]) * (lse * np.float64(ys[b]) - np.float64(yz[b]))
-        ssum[b] = one / ssum[b]
+        ssum[b] = ys[b] / ssum[b]
         m[b] = SW[r] * s  # reused: each sample's weight times scale
     for k in range(n_out):
         z = Z[k * nb:(k + 1) * nb]

@@ -138,7 +138,11 @@ def product(m, n, K, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz):
             tile(P, p0 + i * si, sk, si, Q, q0 + b, ldq, Z, z0 + i * ldz + b, ldz, K)
     # (np.int64: a literal flag would compile matmul once more, see epoch._RUNTIME)
     tq = np.int64(N)
-    tp, ldp = (np.int64(T), sk) if si == 1 else (np.int64(N), si)
+    # P's layout by its strides: m x K row-major (sk = 1, rows si >= K apart), else its
+    # transpose (si = 1, rows sk >= m apart).  Both strides are 1 when K or m is 1 (a batch
+    # of one sample): tested the other way round, a K = 1 product went to BLAS with a
+    # leading dimension below m, which OpenBLAS refused, leaving the edges unwritten.
+    tp, ldp = (np.int64(N), si) if sk == 1 and si >= K else (np.int64(T), sk)
     if n_full < n and m_full > 0:  # the last columns of every row tile
         matmul(tp, tq, m_full, n - n_full, K, 1.0, P, p0, ldp, Q, q0 + n_full, ldq, 0.0, Z,
                z0 + n_full, ldz)
