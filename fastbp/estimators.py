@@ -292,6 +292,9 @@ class _BaseMLP(BaseEstimator):
         max_iter = 1 if incremental else self.max_iter
         patience = int(min(self.n_iter_no_change, self.max_iter + 1))  # (inf is allowed)
         callbacks = [self._print_progress] if self.verbose else []
+        if incremental:
+            net._perm = None  # (each partial_fit shuffles the rows from their own order, as
+            # scikit-learn's does, not from the last call's visiting order)
         self._training_started = True  # from here on, a failure keeps the epochs that completed
         try:
             net._fit_validated(

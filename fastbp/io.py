@@ -14,6 +14,7 @@ import numbers
 import os
 import secrets
 import stat
+import warnings
 import zipfile
 
 import numpy as np
@@ -26,6 +27,7 @@ FORMAT = "fastbp.Network"
 VERSION = 1
 
 _OPTIMIZERS = {cls.__name__: cls for cls in (optim.SGD, optim.Adam, optim.AdamW, optim.LBFGS)}
+_SCHEDULES = {cls.__name__: cls for cls in optim.SCHEDULES.values()}
 _HISTORY = ("n_iter_", "t_", "best_loss_", "best_validation_score_", "_epoch", "_lr",
             "_no_improvement")
 _COUNTERS = ("n_iter_", "t_", "_epoch", "_no_improvement")
@@ -61,6 +63,8 @@ def save(net, path):
         "history": {k: _plain(getattr(net, k)) for k in _HISTORY},
         "rng": {"pos": int(rng_state[2]), "has_gauss": int(rng_state[3]),
                 "cached_gaussian": float(rng_state[4])},
+        "random_state": int(net.random_state) if _is_int(net.random_state) else None,
+        "fit_choices": _fit_choices(net, path),
     }
     arrays = {
         "spec": np.array(json.dumps(spec)),
@@ -88,6 +92,23 @@ def save(net, path):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _fit_choices(net, path):
+    """What a warm start after ``load`` takes from the last fit when left out: its first
+    learning rate and its schedule (None: no fit, or a schedule of the user's own, which
+    the file cannot hold without pickle; a warm start then goes on at the current rate)."""
+    choices = getattr(net, "_fit_choices", None)
+    if choices is None:
+        return None
+    sched = choices["schedule"]
+    if _SCHEDULES.get(type(sched).__name__) is not type(sched):
+        warnings.warn(f"saving to {path!r}: the schedule {sched!r} is not one of fastbp's "
+                      f"({', '.join(_SCHEDULES)}), so the file does not keep it; pass it again "
+                      "to a warm-started fit of the loaded network", UserWarning, stacklevel=3)
+        return None
+    return {"learning_rate": float(choices["learning_rate"]),
+            "schedule": {"name": type(sched).__name__, "params": vars(sched)}}
 
 
 def _fspath(path):
@@ -209,6 +230,18 @@ def load(path):
         opt = spec["optimizer"]
         if opt is not None:
             net._optimizer = _OPTIMIZERS[opt["name"]](**opt["params"])
+        # (both absent from files of fastbp before it kept them)
+        seed = spec.get("random_state")
+        if not (seed is None or (_is_int(seed) and 0 <= seed < 2 ** 32)):
+            raise ValueError(f"random_state {seed!r} is not a seed")
+        net.random_state = net._rng if seed is None else seed
+        choices = spec.get("fit_choices")
+        if choices is not None:
+            lr0, sched = choices["learning_rate"], choices["schedule"]
+            if not (_is_finite(lr0) and lr0 >= 0):
+                raise ValueError(f"learning rate {lr0!r} is out of range")
+            net._fit_choices = {"learning_rate": float(lr0),
+                                "schedule": _SCHEDULES[sched["name"]](**sched["params"])}
     except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise bad(f"its training state is invalid ({exc!r})") from None
     if net._optimizer is not None:

@@ -343,8 +343,10 @@ class Network:
         verbose : bool, default=False
             Show a progress bar (tqdm) with the loss and validation score.
         warm_start : bool, default=False
-            Continue the previous fit: its optimizer state, schedule position and history.
-            Without it, the optimizer and history start afresh (the weights are kept).
+            Continue the previous fit: its history (losses, epochs and samples counted, the
+            schedule's position) and, with the same optimizer, its optimizer state (another
+            optimizer starts afresh).  Without it, the optimizer and history start afresh
+            (the weights are kept).
         n_threads : int or None, default=None
             Threads for fastbp's kernels and for BLAS during this fit, restored afterwards
             (None: ``NUMBA_NUM_THREADS``, the machine's cores unless set, and BLAS as it
@@ -362,8 +364,8 @@ class Network:
         epochs = check_int("epochs", epochs)
         batch_size = check_int("batch_size", batch_size)
         warm_start = check_bool("warm_start", warm_start)
-        # Left out (None): the defaults, or a warm start's previous fit's (a loaded network
-        # knows its optimizer and current rate only).
+        # Left out (None): the defaults, or a warm start's previous fit's (a network loaded
+        # from a file written with a schedule of the user's own: its current rate, constant).
         previous = {}
         if warm_start and self._optimizer is not None:
             previous = {"learning_rate": float(self._hyper[H_LR]),
@@ -428,7 +430,7 @@ class Network:
             sched=sched, alpha=alpha, clip_norm=clip_norm, clip_value=clip_value,
             shuffle=shuffle, early_stopping=early_stopping, n_iter_no_change=n_iter_no_change,
             tol=tol, callbacks=callbacks, verbose=verbose, warm_start=warm_start,
-            n_threads=n_threads)
+            n_threads=n_threads, keep_history=warm_start)
 
     def _fit_validated(self, X, Y, SW, train_rows, val, *, epochs, batch_size, lr0, opt, sched,
                        alpha, clip_norm, clip_value, shuffle, early_stopping, n_iter_no_change,

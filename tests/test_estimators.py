@@ -173,6 +173,23 @@ def test_pipeline_grid_search_cross_val_clone_pickle():
     assert not np.array_equal(again.predict_proba(X), model.predict_proba(X))
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_calls_shuffle_as_scikit_learns(solver):
+    # Each call shuffles its rows from their own order (blocks of the same size, where a
+    # visiting order kept from the call before would apply)
+    rng = np.random.RandomState(0)
+    X = rng.randn(150, 4)
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+    kw = dict(hidden_layer_sizes=(8,), random_state=0, solver=solver, batch_size=16)
+    ours, theirs = MLPClassifier(**kw), sk.MLPClassifier(**kw)
+    for i in range(5):
+        rows = slice(i * 30, (i + 1) * 30)
+        for est in (ours, theirs):
+            est.partial_fit(X[rows], y[rows], classes=[0, 1])
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
 def test_partial_fit_multilabel_multioutput_dataframes_sparse():
     X, y = make_classification(n_samples=120, n_features=5, n_classes=3, n_informative=3,
                                random_state=0)
@@ -306,6 +323,19 @@ def test_lbfgs_ignores_early_stopping_and_trains_on_every_row_as_scikit_learn():
     assert ours.n_iter_ == theirs.n_iter_
     for a, b in zip(ours.coefs_, theirs.coefs_):
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_a_last_batch_of_one_row_through_the_tiles_trains_as_scikit_learns(solver):
+    # 201 rows in 'auto' batches of 200: the last batch holds one row, and 100 -> 100 goes
+    # through the register tiles (whose edge products once went wrong for one row)
+    rng = np.random.RandomState(0)
+    X, y = rng.standard_normal((201, 100)), rng.randint(0, 3, 201)
+    kw = dict(hidden_layer_sizes=(100,), solver=solver, momentum=0.0, shuffle=False,
+              max_iter=5, random_state=0)
+    ours, theirs = quiet_fit(MLPClassifier(**kw), X, y), quiet_fit(sk.MLPClassifier(**kw), X, y)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 HISTORY = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")

@@ -212,6 +212,52 @@ def test_continuing_after_load_is_not_a_fresh_start(tmp_path, optimizer):
     assert not np.array_equal(net._params, fresh_opt._params)
 
 
+@pytest.mark.parametrize("schedule", ["cosine", optim.Cosine(t_max=12, min_lr=0.01),
+                                      optim.Step(2, 0.5), "invscaling"], ids=repr)
+def test_a_warm_start_after_load_takes_the_last_fits_rate_and_schedule(tmp_path, schedule):
+    # learning_rate and schedule left out: the last fit's, in the loaded network too
+    X, y = data()
+    net = fastbp.Network(SHAPE, output="softmax", random_state=3)
+    net.fit(X, y, epochs=5, batch_size=8, learning_rate=0.1, schedule=schedule)
+    loaded = round_trip(net, tmp_path / "m.npz")
+    rates = {}
+    for name, n in (("original", net), ("loaded", loaded)):
+        rates[name] = []
+        n.fit(X, y, epochs=3, batch_size=8, warm_start=True,
+              callbacks=[lambda e, m, r=rates[name]: r.append(m["learning_rate"])])
+    assert rates["original"] == rates["loaded"] and len(set(rates["loaded"])) > 1
+    assert_same_network(net, loaded)
+
+
+class _Halving(optim.Schedule):
+    def rate(self, lr0, epoch, epochs, samples_seen):
+        return lr0 * 0.5 ** epoch
+
+
+def test_a_schedule_of_the_users_own_is_not_saved_and_says_so(tmp_path):
+    X, y = data()
+    net = fastbp.Network(SHAPE, output="softmax", random_state=3)
+    net.fit(X, y, epochs=3, batch_size=8, learning_rate=0.1, schedule=_Halving())
+    with pytest.warns(UserWarning, match="does not keep it"):
+        net.save(tmp_path / "m.npz")
+    loaded = fastbp.load(tmp_path / "m.npz")
+    rates = []
+    loaded.fit(X, y, epochs=2, batch_size=8, warm_start=True,
+               callbacks=[lambda e, m: rates.append(m["learning_rate"])])
+    assert rates == [0.1 * 0.5 ** 2] * 2  # (the current rate, constant)
+
+
+@pytest.mark.parametrize("random_state", [7, np.random.RandomState(7), None])
+def test_random_state_round_trips(tmp_path, random_state):
+    net = fastbp.Network(SHAPE, output="softmax", random_state=random_state)
+    loaded = round_trip(net, tmp_path / "m.npz")
+    if isinstance(random_state, int):
+        assert loaded.random_state == random_state
+    else:  # (the loaded network's own generator, in the saved state)
+        assert loaded.random_state is loaded._rng
+        assert np.array_equal(loaded._rng.get_state()[1], net._rng.get_state()[1])
+
+
 def test_early_stopping_split_continues_exactly(tmp_path):
     X, y = data("sigmoid")
     kwargs = dict(batch_size=8, optimizer="adam", early_stopping=True, validation_fraction=0.2,
@@ -395,6 +441,17 @@ def _set(*keys_and_value):
     return edit
 
 
+def _delete_in(*keys):
+    *path, last = keys
+
+    def edit(spec):
+        for k in path:
+            spec = spec[k]
+        del spec[last]
+    edit.__name__ = f"no {'.'.join(keys)}"
+    return edit
+
+
 def _delete(key):
     def edit(spec):
         del spec[key]
@@ -446,6 +503,17 @@ def _delete(key):
     _set("rng", "cached_gaussian", float("inf")),
     _set("rng", None),
     _delete("rng"),
+    _set("random_state", -1),
+    _set("random_state", "7"),
+    _set("random_state", 2 ** 40),
+    _set("fit_choices", [0.1]),
+    _set("fit_choices", "learning_rate", -0.1),
+    _set("fit_choices", "learning_rate", "fast"),
+    _delete_in("fit_choices", "schedule"),
+    _set("fit_choices", "schedule", "name", "Warmup"),
+    _set("fit_choices", "schedule", "name", "Schedule"),
+    _set("fit_choices", "schedule", "params", {"t_max": -3}),
+    _set("fit_choices", "schedule", "params", [1]),
 ], ids=lambda edit: edit.__name__)
 def test_spec_fields_that_disagree_are_rejected(saved, tmp_path, edit):
     _, path, _ = saved
@@ -457,6 +525,10 @@ def test_spec_edits_that_agree_still_load(saved, tmp_path):
     net, path, _ = saved
     arrays = arrays_of(path)
     assert_same_network(net, fastbp.load(rewrite(tmp_path / "x.npz", arrays)))
+    # files of fastbp before it kept the random_state and the last fit's choices
+    old = fastbp.load(with_spec(tmp_path / "old.npz", arrays,
+                                lambda spec: [spec.pop("random_state"), spec.pop("fit_choices")]))
+    assert not hasattr(old, "_fit_choices")
     loaded = fastbp.load(with_spec(tmp_path / "y.npz", arrays, _set("history", "n_iter_", 99)))
     assert loaded.n_iter_ == 99
 

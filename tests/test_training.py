@@ -856,6 +856,21 @@ def test_a_warm_start_left_to_its_defaults_goes_on_with_the_previous_fits_choice
     assert type(c._optimizer) is optim.SGD and c.n_iter_ == 1
 
 
+@pytest.mark.parametrize("second", ["sgd", optim.Adam(beta_1=0.8)], ids=["sgd", "other-adam"])
+def test_a_warm_start_with_another_optimizer_keeps_the_history(second):
+    net, X, y, _ = make_problem()
+    net.fit(X, y, epochs=5, optimizer="adam", learning_rate=0.1, schedule=optim.Step(2, 0.5),
+            batch_size=8)
+    losses = list(net.loss_curve_)
+    rates = []
+    net.fit(X, y, epochs=3, optimizer=second, warm_start=True, batch_size=8,
+            callbacks=[lambda epoch, metrics: rates.append((epoch, metrics["learning_rate"]))])
+    assert net.n_iter_ == 8 and net.loss_curve_[:5] == losses and len(net.loss_curve_) == 8
+    assert net.t_ == 8 * X.shape[0] and net.gradient_norms_.shape[0] == 8
+    assert rates == [(6, 0.025), (7, 0.0125), (8, 0.0125)]  # (the schedule goes on)
+    assert net._optimizer == optim.get_optimizer(second)
+
+
 @pytest.mark.parametrize("kw", [dict(early_stopping=True), dict(clip_norm=1.0),
                                 dict(clip_value=0.5), dict(schedule="cosine"),
                                 dict(validation_data="same")])
