@@ -211,7 +211,11 @@ def forward_from_rows(params, layers, A, ia, abuf, nb, stats, mode, drop, seed):
     return forward_batch(params, layers, abuf, nb, stats, mode, first + 1, drop, seed)
 
 
-@njit
+# (batch_gradient and probe_outputs are inlined into their callers: compiled on their own,
+# each was optimized and turned into machine code once for itself and again inside
+# run_epochs; inlined, a first fit with an empty cache compiled in 8% less time, medians of
+# six fresh processes alternated, and the epochs ran as fast.)
+@njit_inline
 def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, scale, want_loss,
                    stats, mode, drop, seed, gathered):
     """Forward and backward over one batch; ``grad`` receives ``scale`` times the gradient of
@@ -434,7 +438,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     return ran
 
 
-@njit
+@njit_inline
 def probe_outputs(params, X, probe, layers, parts, part, abuf, tmp, stats):
     """How many of the outputs of the rows ``probe`` of ``X`` are not finite, in evaluation
     mode, among those of slice ``part`` when ``parts`` threads cut them as a batch (see
