@@ -1,4 +1,5 @@
-"""The compiled kernels' cache when fastbp's package directory cannot be written."""
+"""The compiled kernels' cache when fastbp's package directory cannot be written; what import
+fastbp loads."""
 import os
 import shutil
 import stat
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import fastbp
+
+from conftest import run_child
 
 # A first fit on the tiny workload; prints the cache hits and misses of the epoch driver.
 FIT = """
@@ -62,3 +65,13 @@ def test_kernels_cache_in_the_user_cache_directory_when_the_package_is_read_only
     cached = list((tmp_path / "cache" / "numba").rglob("*.nbi"))
     assert any(p.name.startswith("epoch.run_epochs") for p in cached)
     assert (package / "_kernels" / "__pycache__").is_file()  # nothing written in the package
+
+
+def test_import_fastbp_leaves_the_heavy_optional_modules_unloaded():
+    # (a cold start's import: each of these costs a tenth of a second or more, and only
+    # some uses need them, which import them then)
+    loaded = run_child("import sys, fastbp\n"
+                       "heavy = ['sklearn', 'scipy.special', 'scipy.optimize', 'tqdm', "
+                       "'matplotlib', 'torch', 'jax', 'dask']\n"
+                       "print(' '.join(m for m in heavy if m in sys.modules))")
+    assert loaded == ""
