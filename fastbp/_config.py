@@ -27,7 +27,7 @@ FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 #: (``njit_entry``): a first fit with an empty cache then compiled in 5-28% less time (five
 #: fresh processes alternated each way, every pair lower).  Python must not call the others:
 #: without the wrapper, that crashes the interpreter (tests call them through a compiled
-#: function, ``tests/kernel_call.py``).
+#: function, ``conftest.compiled`` in the tests).
 JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy", _nrt=False,
            no_cfunc_wrapper=True, no_cpython_wrapper=True)
 
