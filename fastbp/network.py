@@ -348,9 +348,9 @@ class Network:
             optimizer starts afresh).  Without it, the optimizer and history start afresh
             (the weights are kept).
         n_threads : int or None, default=None
-            Threads for fastbp's kernels and for BLAS during this fit, restored afterwards
-            (None: ``NUMBA_NUM_THREADS``, the machine's cores unless set, and BLAS as it
-            is).  With two or more threads, each minibatch of a small or medium network is
+            Threads for fastbp's kernels and for BLAS during this fit, restored afterwards,
+            at most ``NUMBA_NUM_THREADS`` (the machine's cores unless set; None: that many,
+            and BLAS as it is).  With two or more threads, each minibatch of a small or medium network is
             cut into one slice per thread, BLAS single-threaded meanwhile (not with batch
             normalization or dropout).
         sample_weight : array-like of shape (n_samples,), optional
@@ -1339,9 +1339,13 @@ def _check_lbfgs_layers(dropout, batch_norm):
 
 
 def _check_threads(n_threads):
+    """``n_threads`` checked, and capped at ``NUMBA_NUM_THREADS``, the ceiling of this process
+    (the machine's cores unless set: joblib's workers set it to their share), as OpenMP
+    caps a request for more threads than it may use, rather than failing in the one
+    process where a parallel search runs the same estimator."""
     if n_threads is None:
         return None
-    return check_int("n_threads", n_threads, high=numba.config.NUMBA_NUM_THREADS)
+    return min(check_int("n_threads", n_threads), numba.config.NUMBA_NUM_THREADS)
 
 
 @contextlib.contextmanager

@@ -544,3 +544,19 @@ def test_residual_changes_the_function_and_survives_save_and_pickle(tmp_path):
     assert np.array_equal(again.forward(X), res.forward(X))
     with pytest.raises(TypeError, match="residual"):
         fastbp.Network([8, 8, 3], residual="yes")
+
+
+def test_n_threads_above_the_process_ceiling_is_capped_as_in_a_joblib_worker():
+    # joblib's workers set NUMBA_NUM_THREADS to their share of the cores: an estimator that
+    # fits serially with n_threads=2 must fit there too (with at most that many threads)
+    code = ("import numpy as np, fastbp\n"
+            "from fastbp import network\n"
+            "X = np.random.default_rng(0).standard_normal((64, 3)); y = (X[:, 0] > 0) * 1\n"
+            "seen = []\n"
+            "look = lambda epoch, metrics: seen.append(network._thread_count())\n"
+            "fastbp.Network([3, 4, 1], output='sigmoid').fit(X, y, epochs=2, n_threads=2,\n"
+            "                                               callbacks=[look])\n"
+            "clf = fastbp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, n_threads=2)\n"
+            "import warnings; warnings.simplefilter('ignore')\n"
+            "print(seen, clf.fit(X, y).n_iter_)")
+    assert run_child(code, NUMBA_NUM_THREADS="1") == "[1, 1] 3"

@@ -1,5 +1,6 @@
 """Training options against plain NumPy statements of their published rules."""
 
+import numba
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -444,7 +445,12 @@ def test_n_threads_applies_during_fit_and_is_restored():
     blas_after = {i["filepath"]: i["num_threads"] for i in threadpool_info()}
     assert all(blas_after[path] == n for path, n in blas_before.items())
     with pytest.raises(ValueError, match="n_threads must be"):
-        fastbp.Network(SHAPE, output="softmax").fit(X, y, n_threads=10_000)
+        fastbp.Network(SHAPE, output="softmax").fit(X, y, n_threads=0)
+    # more than the process's ceiling: capped at it (NUMBA_NUM_THREADS), as OpenMP caps
+    inside.clear()
+    fastbp.Network(SHAPE, output="softmax", random_state=0).fit(
+        X, y, epochs=2, n_threads=10_000, callbacks=[look])
+    assert all(nt == numba.config.NUMBA_NUM_THREADS for nt, _ in inside) and inside
 
 
 def test_lbfgs_matches_scipy_on_the_reference_loss():
