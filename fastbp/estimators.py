@@ -30,9 +30,10 @@ Where scikit-learn's MLP is inconsistent, fastbp follows the mathematics:
   epoch's: after a fit its best weights are the live arrays, which the next fit trains.
   (Otherwise a warm-started fit goes on as scikit-learn's: a new optimizer, the history,
   the samples seen and the stopping rule's count kept.)
-- A warm start or ``partial_fit`` after ``activation`` (or ``dtype``, ``residual``,
-  ``dropout``, ``batch_norm``) changed raises ``ValueError``: the network the first fit
-  built is for those.  scikit-learn applies a new activation to the same weights.
+- A warm start or ``partial_fit`` after ``activation`` (or ``hidden_layer_sizes``,
+  ``dtype``, ``residual``, ``dropout``, ``batch_norm``) changed raises ``ValueError``: the
+  network the first fit built is for those.  scikit-learn applies a new activation to the
+  same weights.
 """
 import re
 import warnings
@@ -242,7 +243,8 @@ class _BaseMLP(BaseEstimator):
                                  f"with {self.n_outputs_}")
             self._check_same_network()
             self._net._rng = rng
-        if self.solver != "lbfgs" and "loss_curve_" not in self.__dict__:
+        had_history = "loss_curve_" in self.__dict__
+        if self.solver != "lbfgs" and not had_history:
             # (the first stochastic fit, also a warm start after an L-BFGS fit)
             self.loss_curve_ = []
             early = self._early_stopping()
@@ -278,17 +280,26 @@ class _BaseMLP(BaseEstimator):
                               "going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_train))
 
-        opt = self._optimizer()
+        opt, lr0, sched = self._optimizer(), self.learning_rate_init, None
         if incremental and self.solver == "lbfgs":
             raise AttributeError("partial_fit is only available for stochastic optimizers. "
                                  "lbfgs is not stochastic.")
+        if incremental and net._optimizer is not None and not isinstance(net._optimizer,
+                                                                         optim.LBFGS):
+            # scikit-learn's partial_fit goes on with the optimizer it has, its rate and
+            # schedule: what set_params changed of those applies from the next fit.
+            opt = net._optimizer
+            lr0, sched = net._fit_choices["learning_rate"], net._fit_choices["schedule"]
         continuing = incremental and net._hyper is not None and net._optimizer == opt
         # A warm-started fit, as scikit-learn's: a new optimizer, but the history goes on
-        # (the samples seen, the stopping rule's best loss or score and its count).
-        keep_history = not first_pass and not incremental and self.solver != "lbfgs"
+        # (the samples seen, the stopping rule's best loss or score and its count), unless
+        # the last fit was L-BFGS's, which has none.
+        keep_history = (not first_pass and not incremental and self.solver != "lbfgs"
+                        and had_history)
         start = len(net.loss_curve_) if continuing or keep_history else 0
         start_scores = len(net.validation_scores_) if continuing or keep_history else 0
-        sched = self._schedule(net.t_ if keep_history else 0)
+        if sched is None:
+            sched = self._schedule(net.t_ if keep_history else 0)
         max_iter = 1 if incremental else self.max_iter
         patience = int(min(self.n_iter_no_change, self.max_iter + 1))  # (inf is allowed)
         callbacks = [self._print_progress] if self.verbose else []
@@ -299,7 +310,7 @@ class _BaseMLP(BaseEstimator):
         try:
             net._fit_validated(
                 X, Y, SW, train_rows, val, epochs=max_iter, batch_size=batch_size,
-                lr0=self.learning_rate_init, opt=opt, sched=sched, alpha=self.alpha,
+                lr0=lr0, opt=opt, sched=sched, alpha=self.alpha,
                 clip_norm=self.clip_norm, clip_value=None, shuffle=self.shuffle,
                 early_stopping=self._early_stopping(),
                 n_iter_no_change=patience, tol=self.tol,
@@ -331,11 +342,14 @@ class _BaseMLP(BaseEstimator):
         that network was built with, changed since, is an error rather than ignored."""
         net = self._net
         built = {"activation": net.activation, "residual": net.residual,
-                 "dropout": net.dropout, "batch_norm": net.batch_norm}
+                 "dropout": net.dropout, "batch_norm": net.batch_norm,
+                 "hidden_layer_sizes": tuple(net.layers[1:-1])}
         if self.dtype is not None:
             built["dtype"] = net.dtype
         for name, value in built.items():
             now = getattr(self, name)
+            if name == "hidden_layer_sizes":
+                now = tuple(self._hidden_sizes())
             if (np.dtype(now) if name == "dtype" else now) != value:
                 raise ValueError(f"{name}={now!r} differs from the {value!r} this estimator's "
                                  "network was built with: a warm start or partial_fit goes on "

@@ -419,6 +419,7 @@ class Network:
             n_val = int(np.ceil(n * frac))
             if n_val >= n:
                 raise ValueError(f"validation_fraction={frac} leaves no training samples out of {n}")
+            self._check_layers_take(opt, batch_size, n - n_val)  # (before the draw below)
             perm = self._rng.permutation(n)
             train_rows = np.sort(perm[n_val:]).astype(np.int64)
             held = perm[:n_val]
@@ -430,22 +431,21 @@ class Network:
             sched=sched, alpha=alpha, clip_norm=clip_norm, clip_value=clip_value,
             shuffle=shuffle, early_stopping=early_stopping, n_iter_no_change=n_iter_no_change,
             tol=tol, callbacks=callbacks, verbose=verbose, warm_start=warm_start,
-            n_threads=n_threads, keep_history=warm_start)
+            n_threads=n_threads, keep_history=warm_start, new_rate=learning_rate is not None)
 
     def _fit_validated(self, X, Y, SW, train_rows, val, *, epochs, batch_size, lr0, opt, sched,
                        alpha, clip_norm, clip_value, shuffle, early_stopping, n_iter_no_change,
-                       tol, callbacks, verbose, warm_start, n_threads, keep_history=False):
+                       tol, callbacks, verbose, warm_start, n_threads, keep_history=False,
+                       new_rate=False):
         """``fit`` after validation: ``X``, ``Y``, ``SW`` converted, the rows to train on
         (in their unshuffled order) and the validation triple ``(X, Y, SW or None)`` chosen.
         ``keep_history``: where the optimizer starts afresh (no ``warm_start``, or another
         optimizer), the history still goes on (the losses and scores, the samples seen, the
-        stopping rule's best and count): scikit-learn's ``warm_start``."""
-        if isinstance(opt, LBFGS):
-            _check_lbfgs_layers(self.dropout, self.batch_norm)  # (before anything is reset)
-        elif self.batch_norm and min(batch_size, train_rows.shape[0]) < 2:
-            raise ValueError("batch_norm needs minibatches of at least 2 samples: one sample "
-                             "normalizes every unit to 0, and nothing trains (raise batch_size)")
+        stopping rule's best and count): scikit-learn's ``warm_start``.  ``new_rate``: the
+        rate ``lr0`` was given, and an adaptive schedule starts from it again."""
+        self._check_layers_take(opt, batch_size, train_rows.shape[0])  # (before anything changes)
         continuing = warm_start and self._hyper is not None and self._optimizer == opt
+        before = self._training_state()
         if not continuing:
             if keep_history:
                 self._lr = None    # (an adaptive rate starts again from lr0,
@@ -455,18 +455,63 @@ class Network:
             self._optimizer = opt
             self._hyper = opt.hyper(lr0)
             self._opt_state = np.zeros((2, self._params.size), dtype=self.dtype)
+        elif new_rate:
+            self._lr = None  # (an adaptive schedule's current rate: from lr0 again)
         self._fit_choices = {"learning_rate": lr0, "schedule": sched}  # (for a warm start)
         hyper = self._hyper
         hyper[H_ALPHA] = alpha
         hyper[H_CLIP_NORM] = clip_norm or 0.0
         hyper[H_CLIP_VALUE] = clip_value or 0.0
 
-        with _threads(n_threads):
-            if isinstance(opt, LBFGS):
-                return self._fit_lbfgs(X, Y, SW, train_rows, epochs, alpha, opt, tol, callbacks)
-            self._fit_stochastic(X, Y, SW, train_rows, val, epochs, batch_size, lr0, sched, shuffle,
-                                 early_stopping, n_iter_no_change, tol, callbacks, verbose)
+        start = self.n_iter_
+        try:
+            with _threads(n_threads):
+                if isinstance(opt, LBFGS):
+                    return self._fit_lbfgs(X, Y, SW, train_rows, epochs, alpha, opt, tol,
+                                           callbacks)
+                self._fit_stochastic(X, Y, SW, train_rows, val, epochs, batch_size, lr0, sched,
+                                     shuffle, early_stopping, n_iter_no_change, tol, callbacks,
+                                     verbose)
+        except BaseException:
+            if self.n_iter_ == start:
+                # No epoch of this fit is kept (the weights are back where it began): nor its
+                # optimizer, rates and reset history, so that the next fit, a warm start
+                # left to its defaults say, goes on from the last good fit's.
+                self._restore_training_state(before)
+            raise
         return self
+
+    def _check_layers_take(self, opt, batch_size, n_train):
+        """Whether the layers can train with ``opt`` on minibatches of ``batch_size`` out of
+        ``n_train`` rows: L-BFGS takes neither dropout nor batch normalization, which needs
+        two samples a minibatch."""
+        if isinstance(opt, LBFGS):
+            _check_lbfgs_layers(self.dropout, self.batch_norm)
+        elif self.batch_norm and min(batch_size, n_train) < 2:
+            raise ValueError("batch_norm needs minibatches of at least 2 samples: one sample "
+                             "normalizes every unit to 0, and nothing trains (raise batch_size)")
+
+    _TRAINING_STATE = ("_optimizer", "_opt_state", "_hyper", "_fit_choices", "_lr", "_epoch",
+                       "n_iter_", "t_", "_no_improvement", "best_loss_", "best_validation_score_",
+                       "loss_curve_", "_gradient_norms", "validation_scores_", "_dropout_epochs")
+
+    def _training_state(self):
+        """Everything a fit's start may replace or reset (see ``_restore_training_state``):
+        references (a fit that starts afresh replaces the arrays and lists, and the trainer
+        puts those it goes on with back in place), the lists' lengths, the visiting order."""
+        state = {k: self.__dict__.get(k) for k in self._TRAINING_STATE}
+        lengths = [len(self.__dict__[k]) for k in ("loss_curve_", "_gradient_norms",
+                                                   "validation_scores_")]
+        return state, lengths, None if self._perm is None else self._perm.copy()
+
+    def _restore_training_state(self, saved):
+        state, lengths, perm = saved
+        self.__dict__.update(state)
+        for k, n in zip(("loss_curve_", "_gradient_norms", "validation_scores_"), lengths):
+            del self.__dict__[k][n:]
+        self._perm = perm
+        if state["_fit_choices"] is None:
+            self.__dict__.pop("_fit_choices")
 
     def partial_fit(self, X, y, **kwargs):
         """One epoch on ``(X, y)``, continuing the optimizer state of earlier fits.

@@ -284,7 +284,8 @@ def test_warm_started_fits_go_on_as_scikit_learns(kw):
 
 
 @pytest.mark.parametrize("change", [dict(activation="tanh"), dict(dropout=0.5),
-                                    dict(batch_norm=True), dict(dtype="float32")])
+                                    dict(batch_norm=True), dict(dtype="float32"),
+                                    dict(hidden_layer_sizes=(5, 5))])
 @pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
 def test_a_warm_start_rejects_a_changed_architecture_instead_of_ignoring_it(change, how):
     X, y = make_classification(n_samples=60, n_features=4, random_state=0)
@@ -341,6 +342,28 @@ def test_a_last_batch_of_one_row_through_the_tiles_trains_as_scikit_learns(solve
 HISTORY = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
 
 
+@pytest.mark.parametrize("change", [dict(learning_rate_init=0.05), dict(momentum=0.5),
+                                    dict(nesterovs_momentum=False),
+                                    dict(learning_rate="constant"), dict(solver="adam")])
+def test_set_params_between_partial_fits_applies_as_in_scikit_learn(change):
+    # scikit-learn's partial_fit goes on with the optimizer it has: a changed rate, schedule
+    # or rule applies from the next fit only
+    rng = np.random.RandomState(0)
+    X = rng.randn(120, 4)
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+    kw = dict(hidden_layer_sizes=(8,), random_state=0, solver="sgd", batch_size=16,
+              learning_rate="invscaling", learning_rate_init=0.01)
+    ours, theirs = MLPClassifier(**kw), sk.MLPClassifier(**kw)
+    for i in range(4):
+        for est in (ours, theirs):
+            if i == 2:
+                est.set_params(**change)
+            est.partial_fit(X[i * 30:(i + 1) * 30], y[i * 30:(i + 1) * 30], classes=[0, 1])
+    assert ours.t_ == theirs.t_ == 120
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
 def test_lbfgs_fits_have_the_attributes_of_scikit_learns():
     X, y = make_classification(n_samples=100, n_features=4, random_state=0)
     kw = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=15, random_state=0)
@@ -357,10 +380,12 @@ def test_lbfgs_fits_have_the_attributes_of_scikit_learns():
     ours.set_params(solver="lbfgs")
     quiet_fit(ours, X, y)
     assert not any(hasattr(ours, name) for name in HISTORY) and ours.t_ == 0
-    # A warm start with adam after L-BFGS starts the history (scikit-learn's own fails there).
+    # A warm start with adam after L-BFGS starts the history (scikit-learn's own fails there),
+    # its network's too (the stopping rule's best loss, the samples seen)
     ours.set_params(solver="adam", warm_start=True, max_iter=3)
     quiet_fit(ours, X, y)
     assert len(ours.loss_curve_) == 3 and ours.t_ == 300
+    assert ours._net.t_ == 300 and ours._net.best_loss_ == min(ours.loss_curve_)
 
 
 def test_assigning_an_item_of_coefs_changes_the_model_as_in_scikit_learn():

@@ -862,6 +862,46 @@ def test_a_warm_start_left_to_its_defaults_goes_on_with_the_previous_fits_choice
     assert type(c._optimizer) is optim.SGD and c.n_iter_ == 1
 
 
+@pytest.mark.parametrize("failing", [dict(learning_rate=1e300),
+                                     dict(optimizer="sgd", learning_rate=1e300)],
+                         ids=["same-optimizer", "other-optimizer"])
+def test_a_failed_warm_start_leaves_the_last_good_fit_to_go_on_from(failing):
+    # A fit that diverges in its first epoch keeps nothing of its own: not its rate (which a
+    # warm start left to its defaults would take), nor its optimizer, nor a reset history
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(60, 4), rng.randint(0, 3, 60)
+    a, b = (fastbp.Network([4, 8, 3], output="softmax", dtype=np.float64, random_state=3)
+            for _ in range(2))
+    kw = dict(optimizer="adam", learning_rate=0.05, batch_size=8, schedule="step")
+    for net in (a, b):
+        net.fit(X, y, epochs=3, **kw)
+    with pytest.raises(fastbp.DivergenceError):
+        a.fit(X, y, epochs=2, warm_start=True, batch_size=8, **failing)
+    assert a.n_iter_ == 3 and len(a.loss_curve_) == 3 and a.t_ == 3 * len(X)
+    for net in (a, b):
+        net.fit(X, y, epochs=2, warm_start=True, batch_size=8)
+    np.testing.assert_array_equal(a.get_params_vector(), b.get_params_vector())
+    assert a.loss_curve_ == b.loss_curve_ and type(a._optimizer) is optim.Adam
+
+
+def test_an_explicit_rate_restarts_an_adaptive_schedule_on_a_warm_start():
+    net, X, y, _ = make_problem()
+    net.fit(X, y, epochs=2, learning_rate=0.05, schedule="adaptive", tol=1e-4, batch_size=8)
+    rates = []
+    net.fit(X, y, epochs=2, warm_start=True, learning_rate=0.2, schedule="adaptive", tol=1e-4,
+            batch_size=8, callbacks=[lambda epoch, metrics: rates.append(metrics["learning_rate"])])
+    assert rates == [0.2, 0.2]
+
+
+def test_a_rejected_fit_draws_nothing_from_the_generator():
+    net = fastbp.Network(SHAPE, output="softmax", batch_norm=True, random_state=0)
+    X, y = make_data(40, SHAPE[0], SHAPE[-1], "softmax")
+    state = net._rng.get_state()[1].copy(), net._rng.get_state()[2]
+    with pytest.raises(ValueError, match="batch_norm needs minibatches"):
+        net.fit(X, y, epochs=2, batch_size=1, early_stopping=True)
+    assert np.array_equal(net._rng.get_state()[1], state[0]) and net._rng.get_state()[2] == state[1]
+
+
 @pytest.mark.parametrize("second", ["sgd", optim.Adam(beta_1=0.8)], ids=["sgd", "other-adam"])
 def test_a_warm_start_with_another_optimizer_keeps_the_history(second):
     net, X, y, _ = make_problem()
