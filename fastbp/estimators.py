@@ -69,20 +69,6 @@ _OUTPUTS = {"identity": "identity", "logistic": "sigmoid", "softmax": "softmax",
 _ARGUMENT = re.compile(r"\b(X|y|sample_weight|classes)\b")
 
 
-class _InvScalingFromFit(optim.InvScaling):
-    """scikit-learn's ``invscaling`` across warm-started fits: each fit's optimizer starts
-    at ``lr0`` (its first epoch, after ``first_seen`` samples), then follows the samples
-    seen in all fits."""
-
-    def __init__(self, power_t, first_seen):
-        super().__init__(power_t)
-        self.first_seen = first_seen
-
-    def rate(self, lr0, epoch, epochs, samples_seen):
-        return lr0 if samples_seen == self.first_seen else super().rate(lr0, epoch, epochs,
-                                                                         samples_seen)
-
-
 class _naming:
     """Context manager: a ValueError or TypeError raised inside whose message names no
     argument is raised again with ``culprit()`` (the argument's name) in front, so that
@@ -204,7 +190,7 @@ class _BaseMLP(BaseEstimator):
         if self.solver != "sgd" or self.learning_rate == "constant":
             return optim.Constant()
         if self.learning_rate == "invscaling":
-            return _InvScalingFromFit(self.power_t, first_seen)
+            return optim._InvScalingFromFit(self.power_t, first_seen)
         return optim.Adaptive()
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
@@ -214,7 +200,7 @@ class _BaseMLP(BaseEstimator):
         # (checked before any attribute changes: see _transaction)
         if self.solver == "lbfgs":
             _check_lbfgs_layers(self.dropout, self.batch_norm)
-        _check_threads(self.n_threads)
+        n_threads = _check_threads(self.n_threads)  # (capped at NUMBA_NUM_THREADS)
         first_pass = "_net" not in self.__dict__ or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sp.issparse(X):
@@ -306,6 +292,7 @@ class _BaseMLP(BaseEstimator):
         if incremental:
             net._perm = None  # (each partial_fit shuffles the rows from their own order, as
             # scikit-learn's does, not from the last call's visiting order)
+        net._check_layers_take(opt, batch_size, n_train)  # (a bad mix: rolled back, as above)
         self._training_started = True  # from here on, a failure keeps the epochs that completed
         try:
             net._fit_validated(
@@ -315,7 +302,7 @@ class _BaseMLP(BaseEstimator):
                 early_stopping=self._early_stopping(),
                 n_iter_no_change=patience, tol=self.tol,
                 callbacks=callbacks, verbose=False, warm_start=incremental,
-                n_threads=self.n_threads, keep_history=keep_history)
+                n_threads=n_threads, keep_history=keep_history)
         finally:
             # Also after a DivergenceError (the network is back at its last good epoch) or an
             # error in a callback: the history says which epochs the weights have seen.

@@ -7,6 +7,7 @@ architecture implies before building the network, and reports any mismatch, a
 truncated or corrupted file, or a file of another kind as ``ValueError``.
 """
 import contextlib
+import inspect
 import io
 import json
 import math
@@ -27,7 +28,7 @@ FORMAT = "fastbp.Network"
 VERSION = 1
 
 _OPTIMIZERS = {cls.__name__: cls for cls in (optim.SGD, optim.Adam, optim.AdamW, optim.LBFGS)}
-_SCHEDULES = {cls.__name__: cls for cls in optim.SCHEDULES.values()}
+_SCHEDULES = {cls.__name__: cls for cls in (*optim.SCHEDULES.values(), optim._InvScalingFromFit)}
 _HISTORY = ("n_iter_", "t_", "best_loss_", "best_validation_score_", "_epoch", "_lr",
             "_no_improvement")
 _COUNTERS = ("n_iter_", "t_", "_epoch", "_no_improvement")
@@ -104,11 +105,16 @@ def _fit_choices(net, path):
     sched = choices["schedule"]
     if _SCHEDULES.get(type(sched).__name__) is not type(sched):
         warnings.warn(f"saving to {path!r}: the schedule {sched!r} is not one of fastbp's "
-                      f"({', '.join(_SCHEDULES)}), so the file does not keep it; pass it again "
-                      "to a warm-started fit of the loaded network", UserWarning, stacklevel=3)
+                      f"({', '.join(optim.SCHEDULES)}), so the file does not keep it; pass it "
+                      "again to a warm-started fit of the loaded network", UserWarning,
+                      stacklevel=4)
         return None
+    # (its constructor's arguments, which load passes back: not any other attribute)
+    names = [p.name for p in inspect.signature(type(sched)).parameters.values()
+             if p.kind is p.POSITIONAL_OR_KEYWORD]
     return {"learning_rate": float(choices["learning_rate"]),
-            "schedule": {"name": type(sched).__name__, "params": vars(sched)}}
+            "schedule": {"name": type(sched).__name__,
+                         "params": {k: getattr(sched, k) for k in names}}}
 
 
 def _fspath(path):

@@ -404,7 +404,7 @@ class Network:
         X, Y, SW = self._check_data(X, y, sample_weight)
         n = X.shape[0]
         train_rows = np.arange(n, dtype=np.int64)
-        val = None
+        val = rng_before = None
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
@@ -420,6 +420,7 @@ class Network:
             if n_val >= n:
                 raise ValueError(f"validation_fraction={frac} leaves no training samples out of {n}")
             self._check_layers_take(opt, batch_size, n - n_val)  # (before the draw below)
+            rng_before = _generator_state(self._rng)
             perm = self._rng.permutation(n)
             train_rows = np.sort(perm[n_val:]).astype(np.int64)
             held = perm[:n_val]
@@ -431,18 +432,21 @@ class Network:
             sched=sched, alpha=alpha, clip_norm=clip_norm, clip_value=clip_value,
             shuffle=shuffle, early_stopping=early_stopping, n_iter_no_change=n_iter_no_change,
             tol=tol, callbacks=callbacks, verbose=verbose, warm_start=warm_start,
-            n_threads=n_threads, keep_history=warm_start, new_rate=learning_rate is not None)
+            n_threads=n_threads, keep_history=warm_start, new_rate=learning_rate is not None,
+            rng_before=rng_before)
 
     def _fit_validated(self, X, Y, SW, train_rows, val, *, epochs, batch_size, lr0, opt, sched,
                        alpha, clip_norm, clip_value, shuffle, early_stopping, n_iter_no_change,
                        tol, callbacks, verbose, warm_start, n_threads, keep_history=False,
-                       new_rate=False):
+                       new_rate=False, rng_before=None):
         """``fit`` after validation: ``X``, ``Y``, ``SW`` converted, the rows to train on
         (in their unshuffled order) and the validation triple ``(X, Y, SW or None)`` chosen.
         ``keep_history``: where the optimizer starts afresh (no ``warm_start``, or another
         optimizer), the history still goes on (the losses and scores, the samples seen, the
         stopping rule's best and count): scikit-learn's ``warm_start``.  ``new_rate``: the
-        rate ``lr0`` was given, and an adaptive schedule starts from it again."""
+        rate ``lr0`` was given, and an adaptive schedule starts from it again.
+        ``rng_before``: the generator's state before the caller drew the validation split,
+        restored with the rest when the fit fails before any of its epochs is kept."""
         self._check_layers_take(opt, batch_size, train_rows.shape[0])  # (before anything changes)
         continuing = warm_start and self._hyper is not None and self._optimizer == opt
         before = self._training_state()
@@ -478,6 +482,8 @@ class Network:
                 # optimizer, rates and reset history, so that the next fit, a warm start
                 # left to its defaults say, goes on from the last good fit's.
                 self._restore_training_state(before)
+                if rng_before is not None:
+                    _set_generator_state(self._rng, rng_before)
             raise
         return self
 

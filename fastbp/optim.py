@@ -182,6 +182,20 @@ class Adaptive(Constant):
     min_rate = 1e-6
 
 
+class _InvScalingFromFit(InvScaling):
+    """scikit-learn's ``invscaling`` across warm-started fits (``fastbp.MLPClassifier``'s,
+    ``MLPRegressor``'s): each fit's optimizer starts at ``lr0`` (its first epoch, after
+    ``first_seen`` samples), then follows the samples seen in all fits."""
+
+    def __init__(self, power_t, first_seen):
+        super().__init__(power_t)
+        self.first_seen = check_int("first_seen", first_seen, low=0)
+
+    def rate(self, lr0, epoch, epochs, samples_seen):
+        return lr0 if samples_seen == self.first_seen else super().rate(lr0, epoch, epochs,
+                                                                         samples_seen)
+
+
 class Cosine(Schedule):
     """Cosine annealing from ``lr0`` to ``min_lr`` over ``t_max`` epochs counted since training
     started (a warm start goes on along the curve, then stays at ``min_lr``); by default over

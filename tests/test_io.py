@@ -4,11 +4,13 @@ import json
 import os
 import pickle
 import sys
+import warnings
 import zipfile
 from io import BytesIO
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 import fastbp
 from fastbp import io as fio
@@ -227,6 +229,28 @@ def test_a_warm_start_after_load_takes_the_last_fits_rate_and_schedule(tmp_path,
               callbacks=[lambda e, m, r=rates[name]: r.append(m["learning_rate"])])
     assert rates["original"] == rates["loaded"] and len(set(rates["loaded"])) > 1
     assert_same_network(net, loaded)
+
+
+def test_a_schedule_keeps_only_its_parameters_and_an_estimators_network_round_trips(tmp_path):
+    X, y = data()
+    net = fastbp.Network(SHAPE, output="softmax", random_state=3)
+    step = optim.Step(2, 0.5)
+    step.note = "an attribute of the user's"  # (not a parameter: not saved, load still works)
+    net.fit(X, y, epochs=3, batch_size=8, learning_rate=0.1, schedule=step)
+    loaded = round_trip(net, tmp_path / "m.npz")
+    assert loaded._fit_choices["schedule"] == optim.Step(2, 0.5)
+    # an estimator's network, with scikit-learn's invscaling across warm starts
+    clf = fastbp.MLPClassifier(hidden_layer_sizes=(5,), solver="sgd", learning_rate="invscaling",
+                               max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # (no warning that the schedule is lost)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        clf._net.save(tmp_path / "clf.npz")
+    again = fastbp.load(tmp_path / "clf.npz")
+    for n in (clf._net, again):
+        n.fit(X, y, epochs=2, warm_start=True, batch_size=8)
+    assert_same_network(clf._net, again)
 
 
 class _Halving(optim.Schedule):

@@ -556,7 +556,9 @@ def test_n_threads_above_the_process_ceiling_is_capped_as_in_a_joblib_worker():
             "look = lambda epoch, metrics: seen.append(network._thread_count())\n"
             "fastbp.Network([3, 4, 1], output='sigmoid').fit(X, y, epochs=2, n_threads=2,\n"
             "                                               callbacks=[look])\n"
+            "asked, threads = network._threads, []\n"
+            "network._threads = lambda n: threads.append(n) or asked(n)\n"
             "clf = fastbp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, n_threads=2)\n"
             "import warnings; warnings.simplefilter('ignore')\n"
-            "print(seen, clf.fit(X, y).n_iter_)")
-    assert run_child(code, NUMBA_NUM_THREADS="1") == "[1, 1] 3"
+            "print(seen, clf.fit(X, y).n_iter_, threads)")
+    assert run_child(code, NUMBA_NUM_THREADS="1") == "[1, 1] 3 [1]"

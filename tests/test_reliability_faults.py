@@ -299,6 +299,7 @@ def test_a_fault_during_an_estimators_fit_leaves_it_usable(classifier, solver, a
 
 @pytest.mark.parametrize("bad", [dict(solver="lbfgs", dropout=0.5),
                                  dict(solver="lbfgs", batch_norm=True),
+                                 dict(batch_norm=True, batch_size=1),
                                  dict(n_threads=0)])
 def test_a_bad_mix_of_parameters_leaves_an_estimator_as_it_was(bad):
     X, y = make_data(60, 3, 2, "softmax", seed=0)

@@ -893,6 +893,18 @@ def test_an_explicit_rate_restarts_an_adaptive_schedule_on_a_warm_start():
     assert rates == [0.2, 0.2]
 
 
+def test_a_failed_early_stopping_warm_start_leaves_the_generator_as_it_was():
+    net, X, y, _ = make_problem()
+    net.fit(X, y, epochs=2, batch_size=8, optimizer="adam", learning_rate=0.01)
+    state = network._generator_state(net._rng)
+
+    def fail(epoch, metrics):
+        raise RuntimeError("stop")
+    with pytest.raises(RuntimeError):
+        net.fit(X, y, epochs=2, warm_start=True, early_stopping=True, callbacks=[fail])
+    assert network._generator_state(net._rng) == state and net.n_iter_ == 2
+
+
 def test_a_rejected_fit_draws_nothing_from_the_generator():
     net = fastbp.Network(SHAPE, output="softmax", batch_norm=True, random_state=0)
     X, y = make_data(40, SHAPE[0], SHAPE[-1], "softmax")
