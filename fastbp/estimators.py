@@ -293,6 +293,15 @@ class _BaseMLP(BaseEstimator):
             net._perm = None  # (each partial_fit shuffles the rows from their own order, as
             # scikit-learn's does, not from the last call's visiting order)
         net._check_layers_take(opt, batch_size, n_train)  # (a bad mix: rolled back, as above)
+        carried = None
+        if self.solver == "lbfgs" and not first_pass:
+            # scikit-learn's L-BFGS leaves the stochastic solvers' state alone: a later
+            # stochastic warm start goes on from its samples seen and stopping rule, and a
+            # partial_fit with its optimizer.
+            keys = ["t_", "best_loss_", "best_validation_score_", "_no_improvement"]
+            if net._optimizer is not None and not isinstance(net._optimizer, optim.LBFGS):
+                keys += ["_optimizer", "_opt_state", "_hyper", "_fit_choices", "_lr"]
+            carried = {k: getattr(net, k) for k in keys}
         self._training_started = True  # from here on, a failure keeps the epochs that completed
         try:
             net._fit_validated(
@@ -307,6 +316,8 @@ class _BaseMLP(BaseEstimator):
             # Also after a DivergenceError (the network is back at its last good epoch) or an
             # error in a callback: the history says which epochs the weights have seen.
             self._record_epochs(net, start, start_scores, n_train)
+            if carried is not None:
+                net.__dict__.update(carried)
         if self.solver == "lbfgs":
             self._check_lbfgs(net)
         if (self.verbose and not incremental and self.solver != "lbfgs"

@@ -342,6 +342,28 @@ def test_a_last_batch_of_one_row_through_the_tiles_trains_as_scikit_learns(solve
 HISTORY = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
 
 
+@pytest.mark.parametrize("last", ["fit", "partial_fit"])
+def test_an_lbfgs_warm_start_between_sgd_fits_goes_on_as_scikit_learns(last):
+    # scikit-learn's L-BFGS leaves the stochastic solver's state alone: the samples seen,
+    # the stopping rule's best and count, and the optimizer that partial_fit goes on with
+    X, y = make_regression(n_samples=150, n_features=5, noise=1.0, random_state=0)
+    y = y / y.std()
+    kw = dict(hidden_layer_sizes=(7,), solver="sgd", learning_rate="invscaling", max_iter=8,
+              warm_start=True, learning_rate_init=0.05, tol=1e-3, n_iter_no_change=3,
+              random_state=0)
+    ests = [MLPRegressor(**kw), sk.MLPRegressor(**kw)]
+    for est in ests:
+        quiet_fit(est, X, y)
+        quiet_fit(est.set_params(solver="lbfgs", max_iter=5), X, y)
+        est.set_params(solver="sgd", max_iter=8)
+        quiet_fit(est, X, y) if last == "fit" else est.partial_fit(X, y)
+    ours, theirs = ests
+    assert (ours.n_iter_, ours.t_, len(ours.loss_curve_)) == \
+        (theirs.n_iter_, theirs.t_, len(theirs.loss_curve_))
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("change", [dict(learning_rate_init=0.05), dict(momentum=0.5),
                                     dict(nesterovs_momentum=False),
                                     dict(learning_rate="constant"), dict(solver="adam")])
