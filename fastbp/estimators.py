@@ -54,7 +54,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_array, check_i
 
 from . import optim
 from ._validation import check_sample_weight
-from .network import Network, _check_lbfgs_layers, _check_threads
+from .network import Network, _check_threads
 
 _STOCHASTIC = ("sgd", "adam", "adamw")
 #: The attributes only stochastic fits have, as in scikit-learn: its L-BFGS records no
@@ -197,9 +197,6 @@ class _BaseMLP(BaseEstimator):
         hidden = self._hidden_sizes()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        # (checked before any attribute changes: see _transaction)
-        if self.solver == "lbfgs":
-            _check_lbfgs_layers(self.dropout, self.batch_norm)
         n_threads = _check_threads(self.n_threads)  # (capped at NUMBA_NUM_THREADS)
         first_pass = "_net" not in self.__dict__ or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
