@@ -8,7 +8,9 @@ propagate NaN so that divergence can be detected above them.
 Numba's cache (``cache=True``) keys each kernel on its own source file only: an
 edit to a kernel it calls in another file, or to a constant here, is not seen.
 After such an edit, delete the cached files (``*.nbi``, ``*.nbc``) under
-``fastbp/_kernels/__pycache__``.
+``fastbp/_kernels/__pycache__``.  (The copies of the kernels that fits compile, see
+``fastbp._variants``, sit in folders named after a digest of every kernel source and of
+this file: an edit gives them new folders, compiled afresh.)
 """
 import numba
 

@@ -23,11 +23,11 @@ from numba.np.ufunc import parallel as _numba_parallel
 
 from . import _config
 from ._kernels import blas
-from ._kernels.epoch import data_gradient, predict_rows, run_epochs
 from ._kernels.finite import all_finite
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, SGD as SGD_KIND
 from ._kernels.shuffle import epoch_orders
 from ._kernels.sync import ABORT, SYNC_SIZE
+from ._variants import kernels
 from ._spec import (ACTIVATIONS, G_OFF, N_OUT, OUTPUTS, S_OFF, ParamViews, buffer_sizes,
                     has_shortcuts, layer_table, n_running_stats, scale_views, weight_views)
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
@@ -824,9 +824,10 @@ class Network:
         chunk = min(n, _config.FORWARD_CHUNK)
         abuf_len, tmp_len = self._buffer_sizes(chunk)
         out = np.empty((n, self.n_outputs_), dtype=self.dtype)
-        predict_rows(self._params, X, np.arange(n, dtype=np.int64), self._table, chunk,
-                     np.empty(abuf_len, dtype=self.dtype), np.empty(tmp_len, dtype=self.dtype),
-                     out, self._stats)
+        kernels(self._table).predict_rows(
+            self._params, X, np.arange(n, dtype=np.int64), self._table, chunk,
+            np.empty(abuf_len, dtype=self.dtype), np.empty(tmp_len, dtype=self.dtype), out,
+            self._stats)
         if check and not np.isfinite(out).all():
             rows = int((~np.isfinite(out)).any(axis=1).sum())
             raise ValueError(
@@ -929,8 +930,9 @@ class _GradientBuffers:
         if rows is None:
             rows = np.arange(X.shape[0], dtype=np.int64)
         total = np.empty_like(net._params)
-        loss = data_gradient(net._params, X, Y, SW, rows, net._table, self.chunk, alpha, self.abuf,
-                             self.tmp, self.scratch, total, net._stats)
+        loss = kernels(net._table).data_gradient(
+            net._params, X, Y, SW, rows, net._table, self.chunk, alpha, self.abuf, self.tmp,
+            self.scratch, total, net._stats)
         return float(loss), total
 
 
@@ -1081,16 +1083,17 @@ def _run_parts(parts, args):
     their next barrier; its exception is raised here."""
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     shared = np.zeros((parts, 3 + args[5].shape[0]), dtype=np.float64)  # (args[5]: layers)
+    run = kernels(args[5]).run_epochs
     if parts == 1:
-        return run_epochs(*args, np.int64(0), sync, shared), shared
+        return run(*args, np.int64(0), sync, shared), shared
     with _WORKERS_LOCK:
         workers = _workers(parts - 1)
         cpus = _Cpus.for_parts(parts)
         for p, worker in enumerate(workers[:parts - 1], start=1):
-            worker.jobs.put((cpus, (args, np.int64(p), sync, shared)))
+            worker.jobs.put((cpus, (run, args, np.int64(p), sync, shared)))
         try:
             with _pinned(cpus):
-                ran = _run_part(args, np.int64(0), sync, shared)
+                ran = _run_part(run, args, np.int64(0), sync, shared)
         finally:
             # (every part returns: a failed one set the abort flag, which releases the others)
             errors = [worker.done.get() for worker in workers[:parts - 1]]
@@ -1100,9 +1103,9 @@ def _run_parts(parts, args):
     return ran, shared
 
 
-def _run_part(args, part, sync, shared):
+def _run_part(run, args, part, sync, shared):
     try:
-        return run_epochs(*args, part, sync, shared)
+        return run(*args, part, sync, shared)
     except BaseException:
         sync[ABORT] = 1
         raise

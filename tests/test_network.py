@@ -2,6 +2,7 @@
 import itertools
 import os
 import pickle
+import types
 
 import numba
 import numpy as np
@@ -48,6 +49,17 @@ def test_sgd_matches_reference_float64(activation, output):
     for W, W_ref in zip(net.coefs_ + net.intercepts_, coefs + intercepts):
         np.testing.assert_allclose(W, W_ref, rtol=0, atol=1e-10)
     np.testing.assert_allclose(net.loss_curve_, losses, rtol=1e-10)
+
+
+def _wrap_run_epochs(monkeypatch, wrapper):
+    """Network's kernel calls go through ``wrapper(run_epochs, *args)``."""
+    real_kernels = network.kernels
+
+    def kernels(table):
+        real = real_kernels(table).run_epochs
+        return types.SimpleNamespace(run_epochs=lambda *args: wrapper(real, *args))
+
+    monkeypatch.setattr(network, "kernels", kernels)
 
 
 def _path(a, b, batch):
@@ -119,13 +131,13 @@ def test_calls_with_too_little_work_for_the_hand_over_are_not_cut(monkeypatch):
         assert network._split_parts(net, 64, call_rows=2 ** 22 // work) == 1
         assert network._split_parts(net, 64, call_rows=2 ** 22 // work + 1) == 2
     X, y = make_data(400, 8, 2, "softmax", seed=4)
-    real, parts = network.run_epochs, []
+    parts = []
 
-    def recording(*args):
+    def recording(real, *args):
         parts.append(int(args[13]))  # (run_epochs' ``parts``)
         return real(*args)
 
-    monkeypatch.setattr(network, "run_epochs", recording)
+    _wrap_run_epochs(monkeypatch, recording)
     net.fit(X, y, epochs=1, batch_size=64, n_threads=2)  # 400 rows in the call
     net.fit(X, y, epochs=100, batch_size=64, n_threads=2)  # 100 epochs in one call
     assert parts == [1, 2, 2]
@@ -225,10 +237,9 @@ def test_a_failing_part_releases_the_others_and_keeps_the_weights(monkeypatch):
     net = fastbp.Network([5, 12, 3], output="softmax", dtype=np.float64, random_state=0)
     net.fit(X, y, epochs=1, batch_size=64, n_threads=2)
     before = net.get_params_vector().copy()
-    real = network.run_epochs
     locked = []
 
-    def failing(*args):
+    def failing(real, *args):
         # Sliced calls hold the workers' lock: two calls sharing the workers could each
         # wait for parts queued behind the other's, for ever.
         locked.append(network._WORKERS_LOCK.locked())
@@ -236,12 +247,13 @@ def test_a_failing_part_releases_the_others_and_keeps_the_weights(monkeypatch):
             raise RuntimeError("part 1 failed")
         return real(*args)
 
-    monkeypatch.setattr(network, "run_epochs", failing)
+    real_kernels = network.kernels
+    _wrap_run_epochs(monkeypatch, failing)
     with pytest.raises(RuntimeError, match="part 1 failed"):
         net.fit(X, y, epochs=3, batch_size=64, n_threads=2, warm_start=True)
     np.testing.assert_array_equal(net.get_params_vector(), before)
     assert locked == [True, True]
-    monkeypatch.setattr(network, "run_epochs", real)
+    monkeypatch.setattr(network, "kernels", real_kernels)
     net.fit(X, y, epochs=3, batch_size=64, n_threads=2, warm_start=True)
     assert net.n_iter_ == 4 and np.isfinite(net.get_params_vector()).all()
 
@@ -253,14 +265,13 @@ def test_each_part_runs_on_its_own_cpu_and_the_callers_cpus_come_back(monkeypatc
         pytest.skip("needs two CPUs")
     X, y = make_data(200, 5, 3, "softmax", seed=3)
     net = fastbp.Network([5, 12, 3], output="softmax", dtype=np.float64, random_state=0)
-    real = network.run_epochs
     seen = {}
 
-    def recording(*args):
+    def recording(real, *args):
         seen[int(args[-3])] = os.sched_getaffinity(0)
         return real(*args)
 
-    monkeypatch.setattr(network, "run_epochs", recording)
+    _wrap_run_epochs(monkeypatch, recording)
     net.fit(X, y, epochs=2, batch_size=64, n_threads=2)
     assert sorted(seen) == [0, 1]
     assert all(len(cpus) == 1 for cpus in seen.values()) and seen[0] != seen[1]

@@ -11,6 +11,8 @@ import numpy as np
 
 from .._config import njit, njit_inline
 from . import mathfn
+from ._features import (WITH_ELU, WITH_GELU, WITH_LEAKY_RELU, WITH_LOGISTIC, WITH_RELU,
+                        WITH_SOFTPLUS, WITH_SWISH, WITH_TANH)
 
 IDENTITY = 0
 LOGISTIC = 1
@@ -32,7 +34,7 @@ LEAKY_SLOPE = 0.01
 @njit
 def keeps_pre(code):
     """Whether the derivative of activation ``code`` needs its input ``z`` kept."""
-    return code == GELU or code == SWISH
+    return (WITH_GELU and code == GELU) or (WITH_SWISH and code == SWISH)
 
 
 @njit
@@ -49,35 +51,35 @@ def bias_activation(row, bias, code, pre):
     # conditional expressions: LLVM may turn those into branches when it does not
     # vectorize a loop, and a branch on the sign of shuffled data is mispredicted half
     # the time (measured: a third of a tiny epoch).
-    elif code == RELU:
+    elif WITH_RELU and code == RELU:
         for b in range(n):
             row[b] = max(row[b] + bias, zero)
-    elif code == LEAKY_RELU:
+    elif WITH_LEAKY_RELU and code == LEAKY_RELU:
         slope = row.dtype.type(LEAKY_SLOPE)
         for b in range(n):
             v = row[b] + bias
             row[b] = max(v, zero) + slope * min(v, zero)
-    elif code == TANH:
+    elif WITH_TANH and code == TANH:
         for b in range(n):
             row[b] = row.dtype.type(mathfn.tanh(row[b] + bias))
-    elif code == LOGISTIC:
+    elif WITH_LOGISTIC and code == LOGISTIC:
         for b in range(n):
             row[b] = row.dtype.type(mathfn.sigmoid(row[b] + bias))
-    elif code == ELU:  # alpha = 1 (PyTorch's default): z above 0, e^z - 1 below
+    elif WITH_ELU and code == ELU:  # alpha = 1 (PyTorch's default): z above 0, e^z - 1 below
         for b in range(n):
             v = row[b] + bias
             row[b] = max(v, zero) + row.dtype.type(mathfn.expm1(min(v, zero)))
-    elif code == SOFTPLUS:  # log(1 + e^z), without overflow
+    elif WITH_SOFTPLUS and code == SOFTPLUS:  # log(1 + e^z), without overflow
         for b in range(n):
             v = np.float64(row[b] + bias)
             row[b] = row.dtype.type(max(v, 0.0) + mathfn.log1p(mathfn.exp(-abs(v))))
-    elif code == GELU:
+    elif WITH_GELU and code == GELU:
         for b in range(n):
             v = row[b] + bias
             pre[b] = v
             x = np.float64(v)
             row[b] = row.dtype.type(0.5 * x * (1.0 + mathfn.tanh(GELU_C * (x + GELU_K * x * x * x))))
-    elif code == SWISH:
+    elif WITH_SWISH and code == SWISH:
         for b in range(n):
             v = row[b] + bias
             pre[b] = v
@@ -95,33 +97,33 @@ def backprop_row(out, t, a, pre, code):
     one = t.dtype.type(1)
     zero = t.dtype.type(0)
     n = t.shape[0]
-    if code == RELU:
+    if WITH_RELU and code == RELU:
         for b in range(n):
             out[b] = t[b] * (a[b] > zero)
-    elif code == LEAKY_RELU:
+    elif WITH_LEAKY_RELU and code == LEAKY_RELU:
         slope = t.dtype.type(LEAKY_SLOPE)
         rest = one - slope
         for b in range(n):
             out[b] = t[b] * (slope + rest * (a[b] > zero))
-    elif code == TANH:
+    elif WITH_TANH and code == TANH:
         for b in range(n):
             out[b] = t[b] * (one - a[b] * a[b])
-    elif code == LOGISTIC:
+    elif WITH_LOGISTIC and code == LOGISTIC:
         for b in range(n):
             out[b] = t[b] * (a[b] * (one - a[b]))
-    elif code == ELU:  # 1 above 0, e^z = a + 1 below
+    elif WITH_ELU and code == ELU:  # 1 above 0, e^z = a + 1 below
         for b in range(n):
             out[b] = t[b] * (one + min(a[b], zero))
-    elif code == SOFTPLUS:  # sigmoid(z) = 1 - e^-a
+    elif WITH_SOFTPLUS and code == SOFTPLUS:  # sigmoid(z) = 1 - e^-a
         for b in range(n):
             out[b] = t[b] * t.dtype.type(-mathfn.expm1(-np.float64(a[b])))
-    elif code == GELU:
+    elif WITH_GELU and code == GELU:
         for b in range(n):
             x = np.float64(pre[b])
             th = mathfn.tanh(GELU_C * (x + GELU_K * x * x * x))
             d = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * GELU_C * (1.0 + 3.0 * GELU_K * x * x)
             out[b] = t[b] * t.dtype.type(d)
-    elif code == SWISH:
+    elif WITH_SWISH and code == SWISH:
         for b in range(n):
             x = np.float64(pre[b])
             s = mathfn.sigmoid(x)

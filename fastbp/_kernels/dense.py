@@ -13,6 +13,7 @@ batch gathered by rows), which BLAS reads transposed.
 import numpy as np
 
 from .._config import BLAS_MIN_WIDTH, BLAS_MIN_WORK, TILE_MAX_BATCH, TILE_MAX_WEIGHTS, njit
+from ._features import WITH_BLAS, WITH_BN, WITH_DROPOUT, WITH_SHORTCUT, WITH_TILES
 from .activations import backprop_row, bias_activation
 from .batchnorm import normalize_row
 from .blas import N, T, matmul
@@ -69,7 +70,7 @@ def finish_rows(Z, n_out, nb, params, b0, code, P, g0, mode, U, stats, s0):
     (``g0`` >= 0, the offset of its scales) first normalizes each row over the batch, in
     ``mode``, with the block ``U`` and the running statistics ``stats[s0:]``, and scales
     it; its bias is then the shift after normalization (see ``batchnorm``)."""
-    if g0 >= 0:
+    if WITH_BN and g0 >= 0:
         for j in range(n_out):
             normalize_row(Z[j * nb:(j + 1) * nb], params[g0 + j], mode, U, stats, s0, j, n_out,
                           nb)
@@ -94,18 +95,18 @@ def blas_forward(params, w0, b0, n_in, n_out, A, ia, a_rows, Z, nb, code, P, g0,
 def dense_forward(params, w0, b0, n_in, n_out, A, Z, nb, code, P, g0, mode, U, stats, s0):
     """``Z = act(W.T @ A + b)`` for the flat blocks ``A`` ``(n_in, nb)`` and ``Z`` ``(n_out, nb)``
     (the other arguments as in ``blas_forward``)."""
-    if use_blas(n_in, n_out, nb):
+    if WITH_BLAS and use_blas(n_in, n_out, nb):
         blas_forward(params, w0, b0, n_in, n_out, A, np.int64(0), np.bool_(False), Z, nb, code,
                      P, g0, mode, U, stats, s0)
         return
-    if use_tiles(n_in, n_out, nb):
+    if WITH_TILES and use_tiles(n_in, n_out, nb):
         # Z = W.T @ A: P is W (n_in x n_out) read transposed.
         product(n_out, nb, n_in, params, w0, n_out, np.int64(1), A, np.int64(0), nb, Z,
                 np.int64(0), nb)
         finish_rows(Z, n_out, nb, params, b0, code, P, g0, mode, U, stats, s0)
         return
     W = params[w0:w0 + n_in * n_out]
-    if g0 >= 0:  # normalization needs whole rows first
+    if WITH_BN and g0 >= 0:  # normalization needs whole rows first
         for j in range(n_out):
             combine_rows(Z[j * nb:(j + 1) * nb], W, j, n_out, n_in, A, nb)
         finish_rows(Z, n_out, nb, params, b0, code, P, g0, mode, U, stats, s0)
@@ -161,10 +162,9 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
     gW = grad[w0:w0 + n_in * n_out]
     if b0 >= 0:
         bias_gradient(grad, b0, n_out, D, nb)
-    if past_loops(n_in, n_out, nb):  # tiles or BLAS
-        tiles = use_tiles(n_in, n_out, nb)
+    if WITH_BLAS and past_loops(n_in, n_out, nb):  # tiles or BLAS
         tn, zero = _runtime()
-        if tiles:
+        if WITH_TILES and use_tiles(n_in, n_out, nb):
             # dW = A @ D.T, with D transposed first (into tmp, free until the delta) so
             # that the tiles read it along dW's rows.
             for j in range(n_out):
@@ -176,7 +176,7 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
         else:
             blas_weight_gradient(grad, w0, n_in, n_out, A, zero, np.bool_(False), D, nb)
         if propagate:
-            if tiles:  # tmp = W @ D: P is W (n_in x n_out) as it is stored
+            if WITH_TILES and use_tiles(n_in, n_out, nb):  # tmp = W @ D: P is W (n_in x n_out) as it is stored
                 product(n_in, nb, n_out, params, w0, np.int64(1), n_out, D, zero, nb, tmp, zero,
                         nb)
             else:
@@ -220,7 +220,7 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
 @njit
 def _delta_row(A, t, P, carry, i, nb, code, add_carry, save_carry, drop, seed, l_in):
     """Row ``i`` of the previous layer's delta from its gradient ``t``, into ``A``."""
-    if add_carry or save_carry:
+    if WITH_SHORTCUT and (add_carry or save_carry):
         c = carry[i * nb:(i + 1) * nb]
         if add_carry:
             for b in range(nb):
@@ -228,7 +228,7 @@ def _delta_row(A, t, P, carry, i, nb, code, add_carry, save_carry, drop, seed, l
         if save_carry:
             for b in range(nb):
                 c[b] = t[b]
-    if drop > 0.0:
+    if WITH_DROPOUT and drop > 0.0:
         apply_row(t, seed, l_in, i, nb, drop)
     a = A[i * nb:(i + 1) * nb]
     if P.ctypes.data == A.ctypes.data:

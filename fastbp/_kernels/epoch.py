@@ -15,6 +15,7 @@ shortcuts, the second half of ``tmp`` carries their gradients down the backward 
 import numpy as np
 
 from .._config import SPLIT_MIN_ROWS, njit, njit_entry, njit_inline
+from ._features import WITH_BLAS, WITH_BN, WITH_DROPOUT, WITH_KEPT, WITH_SHORTCUT
 from .activations import IDENTITY, keeps_pre
 from . import batchnorm
 from .batchnorm import EVAL, TRAIN, TRAIN_UPDATE
@@ -92,7 +93,7 @@ def bn_offset(layers, nb, l, size):
     activations and the kept region; ``size`` (an empty block) when the layer is not
     batch-normalized.  (Kernels return offsets, not slices: they run without Numba's
     reference counting, in which a function may not return a view it made.)"""
-    if layers[l, 6] < 0:
+    if not WITH_BN or layers[l, 6] < 0:
         return size
     n_layers = layers.shape[0]
     units = layers[n_layers - 1, 1]
@@ -144,7 +145,7 @@ def forward_batch(params, layers, abuf, nb, stats, mode, first, drop, seed):
         dense_forward(params, layers[l, 3], layers[l, 4], n_in, n_out,
                       abuf[off:nxt], abuf[nxt:], nb, code, keep, layers[l, 6], mode,
                       abuf[bn_offset(layers, nb, l, abuf.shape[0]):], stats, layers[l, 7])
-        if l < n_layers - 1 and keeps_separately(layers, l):
+        if WITH_KEPT and l < n_layers - 1 and keeps_separately(layers, l):
             finish_hidden(layers, l, abuf[nxt:], keep, abuf, off, np.bool_(False), nb, drop, seed)
         off = nxt
     return off
@@ -160,10 +161,10 @@ def finish_hidden(layers, l, Z, keep, A, ia, a_rows, nb, drop, seed):
     if not keeps_pre(layers[l, 2]):
         for k in range(n * nb):
             keep[k] = Z[k]
-    if drop > 0.0 and has_dropout(layers, l):
+    if WITH_DROPOUT and drop > 0.0 and has_dropout(layers, l):
         for j in range(n):
             apply_row(Z[j * nb:(j + 1) * nb], seed, l, j, nb, drop)
-    if has_shortcut(layers, l):
+    if WITH_SHORTCUT and has_shortcut(layers, l):
         for j in range(n):
             z = Z[j * nb:(j + 1) * nb]
             if a_rows:
@@ -180,7 +181,7 @@ def forward_rows(params, X, order, start, nb, layers, abuf, stats, mode, drop, s
     """Forward pass over the rows ``order[start:start+nb]`` of ``X`` (gathered into ``abuf``
     unless ``gathered``: already in place); returns the offset of the output logits in
     ``abuf``.  ``mode``, ``drop``, ``seed``: as in ``forward_batch``."""
-    if rows_first(layers, nb):
+    if WITH_BLAS and rows_first(layers, nb):
         # Sample-major rows: the copy is contiguous (a transposing gather of a wide
         # input costs as much as a GEMM), and BLAS reads the block as its transpose.
         if not gathered:
@@ -205,7 +206,7 @@ def forward_from_rows(params, layers, A, ia, abuf, nb, stats, mode, drop, seed):
                  abuf[n_in0 * nb:], nb, layers[0, 2] if n_layers > 1 else IDENTITY, keep0,
                  layers[0, 6], mode, abuf[bn_offset(layers, nb, first, abuf.shape[0]):], stats,
                  layers[0, 7])
-    if n_layers > 1 and keeps_separately(layers, first):
+    if WITH_KEPT and n_layers > 1 and keeps_separately(layers, first):
         finish_hidden(layers, first, abuf[n_in0 * nb:], keep0, A, ia, np.bool_(True), nb, drop,
                       seed)
     return forward_batch(params, layers, abuf, nb, stats, mode, first + 1, drop, seed)
@@ -242,7 +243,7 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
         prev = off - n_in * nb
         # A batch-normalized layer's shift gets its gradient from batchnorm.backward.
         b0 = layers[l, 4] if layers[l, 6] < 0 else -1
-        if l == 0 and by_rows:
+        if WITH_BLAS and l == 0 and by_rows:
             if b0 >= 0:
                 bias_gradient(grad, b0, layers[0, 1], abuf[off:], nb)
             blas_weight_gradient(grad, layers[0, 3], n_in0, layers[0, 1], abuf, first, by_rows,
@@ -254,7 +255,7 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
                            abuf[pre_offset(layers, nb, l - 1, prev) if l > 0 else prev:],
                            carry, has_shortcut(layers, l), l > 0 and has_shortcut(layers, l - 1),
                            drop, seed, l - 1)
-            if l > 0 and layers[l - 1, 6] >= 0:
+            if WITH_BN and l > 0 and layers[l - 1, 6] >= 0:
                 # The previous layer's delta is with respect to its normalized, shifted
                 # values: through the normalization to its GEMM's output.
                 U = abuf[bn_offset(layers, nb, l - 1, abuf.shape[0]):]
@@ -351,7 +352,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
             sw_sum = weight_sum(SW, order, start, nb)
             if sw_sum <= 0.0:
                 continue
-            seed = batch_seed(seeds[e], start) if drop > 0.0 else 0
+            seed = batch_seed(seeds[e], start) if WITH_DROPOUT and drop > 0.0 else 0
             k, lo, hi = batch_slice(nb, parts, part)
             gathered = same_batch and e > 0
             mine = shared[part]
@@ -496,7 +497,7 @@ def predict_rows(params, X, order, layers, chunk, abuf, tmp, out, stats):
     X1 = X.reshape(-1)
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
-        if rows_first(layers, nb):
+        if WITH_BLAS and rows_first(layers, nb):
             # The rows are consecutive: BLAS reads them in place, without a gather.
             off = forward_from_rows(params, layers, X1, start * n_in0, abuf, nb, stats, mode,
                                     0.0, seed)

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._config import njit
 from . import mathfn
+from ._features import WITH_OUT_POISSON, WITH_OUT_SIGMOID, WITH_OUT_SOFTMAX
 
 OUT_IDENTITY = 0
 OUT_SIGMOID = 1
@@ -52,7 +53,7 @@ def loss_and_delta(code, Z, Y, SW, order, start, nb, n_out, scale, want_loss, sc
     least ``SCRATCH_PER_SAMPLE * nb`` values.
     """
     total = 0.0
-    if code == OUT_SOFTMAX:
+    if WITH_OUT_SOFTMAX and code == OUT_SOFTMAX:
         return _softmax_loss(Z, Y, SW, order, start, nb, n_out, scale, scratch)
     # Contiguous copies of the batch's targets (one output at a time), its weights, and
     # its weights times the scale, so that the loops below read memory in order and
@@ -68,7 +69,7 @@ def loss_and_delta(code, Z, Y, SW, order, start, nb, n_out, scale, want_loss, sc
         z_k = Z[k * nb:(k + 1) * nb]
         # Branch-free loops, so that each vectorizes; with the loss, one loop takes it and
         # the delta (in place of the logits) from the same exponential.
-        if want_loss and code == OUT_SIGMOID:
+        if WITH_OUT_SIGMOID and want_loss and code == OUT_SIGMOID:
             for b in range(nb):
                 z = np.float64(z_k[b])
                 # -y log p - (1 - y) log(1 - p) = log(1 + exp(z)) - y z, and p = sigmoid(z)
@@ -78,7 +79,7 @@ def loss_and_delta(code, Z, Y, SW, order, start, nb, n_out, scale, want_loss, sc
                 p = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
                 z_k[b] = (Z.dtype.type(p) - y[b]) * ws[b]
             continue
-        if want_loss and code != OUT_IDENTITY:  # Poisson
+        if WITH_OUT_POISSON and want_loss and code != OUT_IDENTITY:  # Poisson
             for b in range(nb):
                 z = np.float64(z_k[b])
                 yb = np.float64(y[b])
@@ -95,10 +96,10 @@ def loss_and_delta(code, Z, Y, SW, order, start, nb, n_out, scale, want_loss, sc
         if code == OUT_IDENTITY:
             for b in range(nb):
                 z_k[b] = (z_k[b] - y[b]) * ws[b]
-        elif code == OUT_SIGMOID:
+        elif WITH_OUT_SIGMOID and code == OUT_SIGMOID:
             for b in range(nb):
                 z_k[b] = (Z.dtype.type(mathfn.sigmoid(z_k[b])) - y[b]) * ws[b]
-        else:  # Poisson: derivative p - y
+        elif WITH_OUT_POISSON:  # Poisson: derivative p - y
             for b in range(nb):
                 z_k[b] = Z.dtype.type(mathfn.exp(z_k[b]) - y[b]) * ws[b]
     return total / n_out if code == OUT_IDENTITY else total
@@ -139,10 +140,10 @@ def _softmax_loss(Z, Y, SW, order, start, nb, n_out, scale, scratch):
 def output_activation(code, Z, nb, n_out, scratch):
     """Turn logits ``Z`` (flat ``(n_out, nb)``) into the output layer's values in place
     (``scratch``: at least ``2 * nb`` values)."""
-    if code == OUT_SIGMOID:
+    if WITH_OUT_SIGMOID and code == OUT_SIGMOID:
         for i in range(n_out * nb):
             Z[i] = mathfn.sigmoid(Z[i])
-    elif code == OUT_SOFTMAX:
+    elif WITH_OUT_SOFTMAX and code == OUT_SOFTMAX:
         m, ssum = scratch[:nb], scratch[nb:2 * nb]
         _softmax_columns(Z, nb, n_out, m, ssum)
         for b in range(nb):
@@ -151,6 +152,6 @@ def output_activation(code, Z, nb, n_out, scratch):
             z = Z[k * nb:(k + 1) * nb]
             for b in range(nb):
                 z[b] *= ssum[b]
-    elif code == OUT_POISSON:
+    elif WITH_OUT_POISSON and code == OUT_POISSON:
         for i in range(n_out * nb):
             Z[i] = mathfn.exp(Z[i])
