@@ -5,7 +5,7 @@ batch normalization, dropout, shortcuts and the GEMM path, and Numba compiles ev
 branch of a kernel it compiles: a first fit of a 2-10-1 network compiled GELU, batch
 normalization and the BLAS calls it never runs.  Each branch is guarded by a flag of
 ``_kernels._features`` (all True in ``fastbp._kernels``), and Numba drops the branches
-whose flag is False before typing them.  ``kernels(table)`` returns the ``epoch`` module
+whose flag is False before typing them.  ``kernels(table, dtype)`` returns the ``epoch`` module
 of a copy of the kernels whose flags are those of the layer table: the modules that
 read the flags are copied, once, into a folder of their own (Numba caches a kernel by
 its source file, so each copy has its own cache), the others are the package's own.
@@ -18,6 +18,8 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+
+import numpy as np
 
 from . import _config
 from ._kernels import _features
@@ -40,6 +42,8 @@ _OUTPUT = {losses.OUT_SIGMOID: "WITH_OUT_SIGMOID", losses.OUT_SOFTMAX: "WITH_OUT
            losses.OUT_POISSON: "WITH_OUT_POISSON"}
 
 _LOCK = threading.Lock()
+if hasattr(os, "register_at_fork"):  # (a child forked while another thread loaded a copy)
+    os.register_at_fork(after_in_child=lambda: globals().update(_LOCK=threading.Lock()))
 _CHOSEN = {}  # features needed -> the module chosen for them
 _COMPILED = {}  # features compiled with -> module
 
@@ -75,35 +79,52 @@ def features(table):
 #: A process compiles the kernels for the features of each network it trains until it has
 #: compiled this many sets; the next set gets the package's own kernels, every path at
 #: once, which serve any network after that (a session that tries many networks, a test
-#: suite, a grid search over activations, does not compile each one's again).
+#: suite, a grid search over activations, does not compile each one's again).  Where the
+#: package's own kernels are in Numba's cache for the dtype already, every process takes
+#: them: loading is far cheaper than compiling a copy.
 EXACT_VARIANTS = 3
 
 #: Every flag: the package's own kernels.
 ALL = frozenset(FLAGS_ORDER)
 
 
-def kernels(table):
+def kernels(table, dtype):
     """The ``epoch`` module (``run_epochs``, ``data_gradient``, ``predict_rows``) for the
-    network of layer ``table``: one compiled with at least its features (``features``), the
-    smallest of those this process has loaded, or else a new one (``EXACT_VARIANTS``)."""
-    need = features(table)
-    module = _CHOSEN.get(need)
+    network of layer ``table`` in ``dtype``: one compiled with at least its features
+    (``features``), the smallest of those this process has loaded, or else the package's
+    own if they are cached for ``dtype``, or else a new one (``EXACT_VARIANTS``)."""
+    key = (features(table), np.dtype(dtype).name)
+    module = _CHOSEN.get(key)
     if module is None:
         with _LOCK:
-            module = _CHOSEN.get(need)
+            module = _CHOSEN.get(key)
             if module is None:
-                module = _CHOSEN[need] = _choose(need)
+                module = _CHOSEN[key] = _choose(*key)
     return module
 
 
-def _choose(need):
-    """The module for the features ``need`` (call with ``_LOCK`` held)."""
+def _choose(need, dtype):
+    """The module for the features ``need`` in ``dtype`` (call with ``_LOCK`` held)."""
     supersets = [on for on in _COMPILED if need <= on]
     if supersets:
         return _COMPILED[min(supersets, key=len)]
-    on = need if len(_COMPILED) < EXACT_VARIANTS else ALL
+    exact = len(_COMPILED) < EXACT_VARIANTS and not _cached_whole(dtype)
+    on = need if exact else ALL
     module = _COMPILED[on] = load(on)
     return module
+
+
+def _cached_whole(dtype):
+    """Whether Numba's cache holds the package's own ``run_epochs`` for ``dtype``, for its
+    current source (Numba's index of a kernel's compiled versions, read as Numba reads it
+    when it loads one; False where that reading fails)."""
+    try:
+        from ._kernels import epoch
+
+        index = epoch.run_epochs._cache._cache_file._load_index()
+        return any(str(key[0][0].dtype) == dtype for key in index)
+    except Exception:  # (Numba's internals: the choice is only about time)
+        return False
 
 
 def load(on):

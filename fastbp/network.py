@@ -632,6 +632,10 @@ class Network:
                     trainer.commit()
                     if interrupted():
                         raise KeyboardInterrupt
+                if interrupted():
+                    # (in the epoch that the stopping rule or a callback ended the fit on:
+                    # the fit ends as it would have, and says that Ctrl-C came)
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             if not np.isfinite(params.sum(dtype=np.float64)):
                 trainer.rollback()
@@ -824,7 +828,7 @@ class Network:
         chunk = min(n, _config.FORWARD_CHUNK)
         abuf_len, tmp_len = self._buffer_sizes(chunk)
         out = np.empty((n, self.n_outputs_), dtype=self.dtype)
-        kernels(self._table).predict_rows(
+        kernels(self._table, self.dtype).predict_rows(
             self._params, X, np.arange(n, dtype=np.int64), self._table, chunk,
             np.empty(abuf_len, dtype=self.dtype), np.empty(tmp_len, dtype=self.dtype), out,
             self._stats)
@@ -930,7 +934,7 @@ class _GradientBuffers:
         if rows is None:
             rows = np.arange(X.shape[0], dtype=np.int64)
         total = np.empty_like(net._params)
-        loss = kernels(net._table).data_gradient(
+        loss = kernels(net._table, net.dtype).data_gradient(
             net._params, X, Y, SW, rows, net._table, self.chunk, alpha, self.abuf, self.tmp,
             self.scratch, total, net._stats)
         return float(loss), total
@@ -1083,24 +1087,66 @@ def _run_parts(parts, args):
     their next barrier; its exception is raised here."""
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     shared = np.zeros((parts, 3 + args[5].shape[0]), dtype=np.float64)  # (args[5]: layers)
-    run = kernels(args[5]).run_epochs
+    run = kernels(args[5], args[0].dtype).run_epochs  # (args[0]: the weights)
     if parts == 1:
         return run(*args, np.int64(0), sync, shared), shared
     with _WORKERS_LOCK:
         workers = _workers(parts - 1)
         cpus = _Cpus.for_parts(parts)
-        for p, worker in enumerate(workers[:parts - 1], start=1):
-            worker.jobs.put((cpus, (run, args, np.int64(p), sync, shared)))
+        queued = []
         try:
+            for p, worker in enumerate(workers[:parts - 1], start=1):
+                part = _Part(cpus, (run, args, np.int64(p), sync, shared))
+                worker.jobs.put(part)
+                # (listed after: an exception between the two leaves one part unwaited for,
+                # which is harmless, as its outcome is its own; listed before, a part never
+                # queued would be waited for)
+                queued.append(part)
             with _pinned(cpus):
                 ran = _run_part(run, args, np.int64(0), sync, shared)
+        except BaseException:
+            # (an exception raised here by a signal handler, not only by the part: the
+            # workers' parts must not wait at a barrier for this one)
+            sync[ABORT] = 1
+            raise
         finally:
-            # (every part returns: a failed one set the abort flag, which releases the others)
-            errors = [worker.done.get() for worker in workers[:parts - 1]]
-        for error in errors:
-            if error is not None:
-                raise error
+            _wait(queued, sync)
+        for part in queued:
+            if part.error is not None:
+                raise part.error
     return ran, shared
+
+
+class _Part:
+    """One part of a sliced call, for a worker: its CPUs and ``_run_part``'s arguments, then
+    its outcome (``error``: None or its exception; ``finished`` set after)."""
+
+    __slots__ = ("cpus", "args", "error", "finished")
+
+    def __init__(self, cpus, args):
+        self.cpus, self.args, self.error = cpus, args, None
+        self.finished = threading.Event()
+
+
+def _wait(parts, sync):
+    """Until the workers have finished ``parts`` (every part returns: a failed one set the
+    abort flag, which releases the others).  An exception raised while waiting (a signal
+    handler's) sets the abort flag too, and is raised once every part is done: a worker
+    left running would hold its buffers and CPU.  (Events, not a queue of results: an
+    exception between taking a result and counting it lost that result, and the wait for it
+    never ended.)"""
+    pending, i = None, 0
+    while True:
+        try:
+            while i < len(parts):
+                parts[i].finished.wait()
+                i += 1
+            break
+        except BaseException as exc:
+            sync[ABORT] = 1
+            pending = pending or exc
+    if pending is not None:
+        raise pending
 
 
 def _run_part(run, args, part, sync, shared):
@@ -1112,26 +1158,25 @@ def _run_part(run, args, part, sync, shared):
 
 
 class _Worker:
-    """A thread that runs the parts it is given (``jobs``: the arguments of ``_run_part``),
-    and reports each one's exception, or None, in ``done``.  Plain queues: a round trip
+    """A thread that runs the parts it is given (``jobs``: ``_Part`` objects), and reports
+    each one's outcome in it.  Plain queues: a round trip
     through ``concurrent.futures`` cost about 140 us here, through these about 20 us
     (a 1-epoch fit of the tiny workload takes 400 us)."""
 
     def __init__(self):
         self.jobs = queue.SimpleQueue()
-        self.done = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="fastbp-part", daemon=True).start()
 
     def _serve(self):
         while True:
-            cpus, job = self.jobs.get()
+            part = self.jobs.get()
             try:
-                with _pinned(cpus):
-                    _run_part(*job)
+                with _pinned(part.cpus):
+                    _run_part(*part.args)
             except BaseException as exc:  # (raised in the caller's thread)
-                self.done.put(exc)
-            else:
-                self.done.put(None)
+                part.error = exc
+            finally:
+                part.finished.set()
 
 
 class _Cpus:
@@ -1198,14 +1243,35 @@ def _pinned(cpus):
         return
     try:
         before = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {cpus.take()})
-    except (OSError, StopIteration):
+    except OSError:
         yield
         return
+    # (one try from the pinning on: an exception a signal handler raises just after it
+    # still restores the CPUs)
     try:
+        try:
+            os.sched_setaffinity(0, {cpus.take()})
+        except (OSError, StopIteration):
+            pass
         yield
     finally:
-        os.sched_setaffinity(0, before)
+        _restore_affinity(before)
+
+
+def _restore_affinity(cpus):
+    """This thread back on ``cpus``, even when an exception (a signal handler's) interrupts
+    the first attempt; that exception is raised after."""
+    pending = None
+    while True:
+        try:
+            os.sched_setaffinity(0, cpus)
+            break
+        except OSError:
+            break
+        except BaseException as exc:
+            pending = pending or exc
+    if pending is not None:
+        raise pending
 
 
 def _workers(n):
@@ -1249,11 +1315,13 @@ def _single_threaded_blas(active):
     if blas.THREADS is None:
         with _BLAS_LOCK:
             controller = _controller()
-        limiter = controller.limit(limits=1, user_api="blas")
+            with _blas_control():
+                limiter = controller.limit(limits=1, user_api="blas")
         try:
             yield
         finally:
-            limiter.restore_original_limits()
+            with _BLAS_LOCK, _blas_control():
+                limiter.restore_original_limits()
         return
     # The OpenBLAS the kernels call, directly (0.1 ms a fit less than threadpoolctl): the
     # first of overlapping blocks sets one thread, the last one out puts the count back.
@@ -1360,7 +1428,11 @@ def _check_callbacks(callbacks):
         return []
     if callable(callbacks):
         callbacks = [callbacks]
-    callbacks = list(callbacks)
+    try:
+        callbacks = list(callbacks)
+    except TypeError:
+        raise TypeError(f"callbacks must be a callable or a list of callables, got "
+                        f"{type(callbacks).__name__} {callbacks!r}") from None
     for i, cb in enumerate(callbacks):
         if not callable(cb):
             raise TypeError(f"callbacks[{i}] must be callable, got {cb!r}")
@@ -1415,7 +1487,9 @@ def _threads(n_threads):
     # out puts it back (each restoring its own entry's value would leave n_threads behind).
     with _BLAS_LOCK:
         if _BLAS[0] == 0:
-            _BLAS[1] = _controller().limit(limits=n_threads)
+            controller = _controller()
+            with _blas_control():
+                _BLAS[1] = controller.limit(limits=n_threads)
         _BLAS[0] += 1
     try:
         yield
@@ -1423,9 +1497,35 @@ def _threads(n_threads):
         with _BLAS_LOCK:
             _BLAS[0] -= 1
             if _BLAS[0] == 0:
-                _BLAS[1].restore_original_limits()
+                with _blas_control():
+                    _BLAS[1].restore_original_limits()
                 _BLAS[1] = None
         _THREAD_COUNT.n = before
+
+
+@contextlib.contextmanager
+def _blas_control():
+    """threadpoolctl's limits on a process-wide OpenBLAS pool, from any thread (call with
+    ``_BLAS_LOCK`` held).  threadpoolctl lets only one thread, the first that set a limit,
+    change such a pool, and ignores the others: a fit in a worker thread (a threading
+    backend's search, say) ran with the default BLAS threads, and a restore from any thread
+    but the first was lost.  fastbp's limits are process-wide already (the first of
+    overlapping fits sets them, the last one out restores them), so this thread takes the
+    control for the call and gives it up after."""
+    clear = getattr(_openblas_controller(), "clear_controlling_thread", None)
+    if clear is not None:  # (threadpoolctl 3.8 and later; before, any thread could)
+        clear(force=True)
+    try:
+        yield
+    finally:
+        if clear is not None:
+            clear(force=True)
+
+
+def _openblas_controller():
+    from threadpoolctl import OpenBLASController
+
+    return OpenBLASController
 
 
 def _controller():
@@ -1447,6 +1547,27 @@ def _controller():
 
 
 _BLAS_LOCK = threading.Lock()
+
+
+def _after_fork_in_child():
+    """A forked child has only the thread that forked: the locks and counts that other
+    threads of the parent held (a sliced fit's workers' lock, the BLAS limits of fits in
+    progress) start again, and BLAS gets back the thread count from before those fits."""
+    global _WORKERS_LOCK, _BLAS_LOCK
+    _WORKERS_LOCK = threading.Lock()
+    _WORKERS.update(pid=os.getpid(), threads=[])
+    _BLAS_LOCK = threading.Lock()
+    if _ONE_THREAD[0] > 0 and blas.THREADS is not None:
+        blas.THREADS[1](_ONE_THREAD[1])
+    _ONE_THREAD[0] = 0
+    if _BLAS[0] > 0:
+        with _blas_control():
+            _BLAS[1].restore_original_limits()
+    _BLAS[0], _BLAS[1] = 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 # fits inside _threads now, the limiter the first of them set, the process's controller
 _BLAS = [0, None, None]
 

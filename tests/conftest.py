@@ -6,6 +6,15 @@ import numba
 import numpy as np
 import pytest
 
+from fastbp import _variants
+
+# The suite's process trains hundreds of networks of every kind: the package's own kernels,
+# every path compiled once, serve them all, as they serve any process after its first few
+# kinds of network (a copy of the kernels per kind compiled, with predict_rows and
+# data_gradient, three times what they did).  test_variants checks the copies against them;
+# the suite's child processes take the copies until the package's kernels are cached.
+_variants.EXACT_VARIANTS = 0
+
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu",
                "swish"]
 OUTPUTS = ["identity", "sigmoid", "softmax", "poisson"]

@@ -24,7 +24,7 @@ net = fastbp.Network([2, 10, 1], activation="sigmoid", output="sigmoid", dtype=n
                      random_state=0)
 net.fit(X, y, epochs=3, batch_size=40, learning_rate=0.5)
 assert np.isfinite(net.get_params_vector()).all()
-run_epochs = kernels(net._table).run_epochs
+run_epochs = kernels(net._table, net.dtype).run_epochs
 print(sum(run_epochs.stats.cache_hits.values()), sum(run_epochs.stats.cache_misses.values()))
 """
 

@@ -55,8 +55,8 @@ def _wrap_run_epochs(monkeypatch, wrapper):
     """Network's kernel calls go through ``wrapper(run_epochs, *args)``."""
     real_kernels = network.kernels
 
-    def kernels(table):
-        real = real_kernels(table).run_epochs
+    def kernels(table, dtype):
+        real = real_kernels(table, dtype).run_epochs
         return types.SimpleNamespace(run_epochs=lambda *args: wrapper(real, *args))
 
     monkeypatch.setattr(network, "kernels", kernels)
@@ -573,3 +573,124 @@ def test_n_threads_above_the_process_ceiling_is_capped_as_in_a_joblib_worker():
             "import warnings; warnings.simplefilter('ignore')\n"
             "print(seen, clf.fit(X, y).n_iter_, threads)")
     assert run_child(code, NUMBA_NUM_THREADS="1") == "[1, 1] 3 [1]"
+
+
+SIGNAL_DURING_SLICES = """
+import os, random, signal, threading, time, warnings
+import numpy as np, fastbp
+from fastbp import network
+warnings.simplefilter("ignore")
+armed = [False]
+def on_alarm(signum, frame):
+    if armed[0]:
+        armed[0] = False
+        raise TimeoutError("time limit")
+signal.signal(signal.SIGALRM, on_alarm)
+rng = np.random.RandomState(0)
+X = rng.randn(1000, 20).astype(np.float32)
+y = (X[:, :3].sum(1) > 0).astype(int) + (X[:, 3] > 1)
+net = fastbp.Network([20, 64, 64, 3], output="softmax", random_state=0, dtype=np.float32)
+net.fit(X, y, epochs=1, batch_size=64, n_threads=2)
+cpus = os.sched_getaffinity(0)
+random.seed(0)
+for i in range(150):
+    armed[0] = True
+    signal.setitimer(signal.ITIMER_REAL, random.uniform(0.0002, 0.01))
+    try:
+        net.fit(X, y, epochs=2, batch_size=64, n_threads=2, warm_start=True,
+                callbacks=[lambda e, m: False])  # (one kernel call per epoch)
+    except TimeoutError:
+        pass
+    finally:
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    assert os.sched_getaffinity(0) == cpus, i
+    assert np.isfinite(net.get_params_vector()).all(), i
+net.fit(X, y, epochs=2, batch_size=64, n_threads=2, warm_start=True)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs")
+def test_an_exception_from_a_signal_handler_during_a_sliced_fit_releases_every_part():
+    # A timeout decorator's SIGALRM, say, whose exception lands anywhere in the sliced
+    # call: after the worker's job is queued (the worker must not wait at a barrier for a
+    # part that never comes), while the results are collected (a result left unread was
+    # taken by the next call, which then returned before its own worker had finished and
+    # reported a divergence), or while the caller's CPUs are restored.  Before, the
+    # process hung, or was left pinned to one CPU, within a few hundred tries.
+    assert run_child(SIGNAL_DURING_SLICES, timeout=900) == "ok"
+
+
+FORK_DURING_SLICES = """
+import os, threading, time
+import numpy as np, fastbp
+rng = np.random.RandomState(0)
+X = rng.randn(1000, 20).astype(np.float32)
+y = (X[:, :3].sum(1) > 0).astype(int) + (X[:, 3] > 1)
+def net(seed):
+    return fastbp.Network([20, 64, 64, 3], output="softmax", random_state=seed, dtype=np.float32)
+stop, started = threading.Event(), threading.Event()
+def background():
+    b = net(5)
+    while not stop.is_set():
+        b.fit(X, y, epochs=5, batch_size=64, n_threads=2)
+        started.set()
+threading.Thread(target=background, daemon=True).start()
+started.wait()
+for i in range(4):
+    time.sleep(0.05)
+    pid = os.fork()
+    if pid == 0:
+        net(3).fit(X, y, epochs=2, batch_size=64, n_threads=2)
+        os._exit(0)
+    deadline = time.time() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0, i
+            break
+        if time.time() > deadline:
+            os.kill(pid, 9)
+            raise SystemExit(f"child {i} hung")
+        time.sleep(0.05)
+stop.set()
+print("ok")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_during_another_threads_sliced_fit_can_fit():
+    # The child has only the forking thread: the workers' lock, held by the parent's
+    # fitting thread, must not be held in the child (every sliced fit there hung).
+    assert run_child(FORK_DURING_SLICES, timeout=300) == "ok"
+
+
+def test_a_fit_in_another_python_thread_limits_blas_as_in_the_main_thread():
+    # threadpoolctl lets one thread only change a process-wide OpenBLAS pool; fastbp's
+    # limits are process-wide, from whichever thread fits (a threading backend's search).
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    X, y = make_data(600, 20, 3, "softmax", seed=2)
+
+    def fit(out):
+        net = fastbp.Network([20, 64, 3], output="softmax", dtype=np.float64, random_state=0)
+        net.fit(X, y, epochs=2, batch_size=200, n_threads=1)  # (BLAS: batches over 64 rows)
+        out.append(net.get_params_vector())
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    main, other = [], []
+    fit(main)
+    t = threading.Thread(target=fit, args=(other,))
+    t.start()
+    t.join()
+    np.testing.assert_array_equal(other[0], main[0])
+    assert blas_threads() == before

@@ -940,3 +940,27 @@ def test_lbfgs_rejects_the_options_it_would_ignore(kw):
     with pytest.raises(ValueError, match=f"L-BFGS takes none of {next(iter(kw))}"):
         net.fit(X, y, epochs=3, optimizer="lbfgs", **kw)
     np.testing.assert_array_equal(net.get_params_vector(), before)
+
+
+def test_ctrl_c_in_the_epoch_that_ends_the_fit_is_reported():
+    # A callback that stops the fit in the epoch where Ctrl-C came: the fit ends as it
+    # would have, and warns that it was interrupted (the key press was lost before).
+    import signal
+
+    X, y = make_data(100, 3, 2, "softmax", seed=0)
+    net = fastbp.Network([3, 5, 2], output="softmax", random_state=0)
+
+    def stop(epoch, metrics):
+        signal.raise_signal(signal.SIGINT)
+        return True
+
+    with pytest.warns(RuntimeWarning, match="interrupted after 1 epochs"):
+        net.fit(X, y, epochs=5, batch_size=20, callbacks=[stop])
+    assert net.n_iter_ == 1
+
+
+def test_callbacks_that_are_not_a_list_are_named():
+    X, y = make_data(20, 3, 2, "softmax", seed=0)
+    net = fastbp.Network([3, 5, 2], output="softmax", random_state=0)
+    with pytest.raises(TypeError, match="callbacks must be a callable or a list"):
+        net.fit(X, y, epochs=1, callbacks=3)

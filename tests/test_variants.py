@@ -63,6 +63,8 @@ def test_a_process_compiles_three_sets_then_every_path(monkeypatch):
     monkeypatch.setattr(_variants, "_CHOSEN", {})
     monkeypatch.setattr(_variants, "_COMPILED", {})
     monkeypatch.setattr(_variants, "load", load)
+    monkeypatch.setattr(_variants, "_cached_whole", lambda dtype: False)
+    monkeypatch.setattr(_variants, "EXACT_VARIANTS", 3)
     # (hidden layers narrower than BLAS_MIN_WIDTH: the loops only)
     plain = _table([2, 7, 1], output="sigmoid")
     deeper = _table([2, 7, 7, 1], output="sigmoid")  # the same features
@@ -70,35 +72,46 @@ def test_a_process_compiles_three_sets_then_every_path(monkeypatch):
     both = _table([2, 7, 7, 1], "relu", "sigmoid", batch_norm=True)
     tanh = _table([2, 7, 1], "tanh", "sigmoid")
     pois = _table([2, 7, 1], "tanh", "poisson")
-    assert _variants.kernels(plain) == ("module", {"WITH_RELU", "WITH_OUT_SIGMOID"})
-    assert _variants.kernels(deeper) is _variants.kernels(plain)
-    assert _variants.kernels(both)[1] == {"WITH_RELU", "WITH_OUT_SIGMOID", "WITH_BN"}
-    assert _variants.kernels(gelu)[1] == {"WITH_GELU", "WITH_KEPT", "WITH_OUT_SIGMOID"}
+    assert _variants.kernels(plain, np.float64) == ("module", {"WITH_RELU", "WITH_OUT_SIGMOID"})
+    assert _variants.kernels(deeper, np.float64) is _variants.kernels(plain, np.float64)
+    assert _variants.kernels(both, np.float64)[1] == {"WITH_RELU", "WITH_OUT_SIGMOID", "WITH_BN"}
+    assert _variants.kernels(gelu, np.float64)[1] == {"WITH_GELU", "WITH_KEPT", "WITH_OUT_SIGMOID"}
     # A set inside one compiled already: that one.
     small = _table([2, 7, 1], "relu", "sigmoid", batch_norm=True)
-    assert _variants.kernels(small)[1] == {"WITH_RELU", "WITH_OUT_SIGMOID", "WITH_BN"}
+    assert _variants.kernels(small, np.float64)[1] == {"WITH_RELU", "WITH_OUT_SIGMOID", "WITH_BN"}
     assert len(loads) == 3
     # A fourth set: every path, which then serves everything new.
-    assert _variants.kernels(tanh)[1] == _variants.ALL
-    assert _variants.kernels(pois)[1] == _variants.ALL
+    assert _variants.kernels(tanh, np.float64)[1] == _variants.ALL
+    assert _variants.kernels(pois, np.float64)[1] == _variants.ALL
     assert len(loads) == 4
 
 
-def test_a_copy_is_written_once_with_its_flags(tmp_path, monkeypatch):
-    monkeypatch.setattr(_variants, "_roots", lambda: iter([tmp_path / "ro", tmp_path / "ok"]))
-    (tmp_path / "ro").write_text("")  # a file: no folder can be made there
-    on = frozenset({"WITH_RELU", "WITH_BN"})
-    folder = _variants._folder(on)
-    assert folder.parent == tmp_path / "ok"
-    flags = {}
-    exec((folder / "_features.py").read_text(), flags)
-    assert {k for k in _variants.FLAGS_ORDER if flags[k]} == on
-    for module in _variants.COPIED:
-        assert (folder / f"{module}.py").read_bytes() == (KERNELS / f"{module}.py").read_bytes()
-    stamp = (folder / "epoch.py").stat().st_mtime_ns
-    assert _variants._folder(on) == folder
-    assert (folder / "epoch.py").stat().st_mtime_ns == stamp  # (Numba's cache keys on it)
-    assert [p.name for p in (tmp_path / "ok").iterdir()] == [folder.name]  # no temporary left
+def test_the_packages_own_kernels_when_they_are_cached_for_the_dtype(monkeypatch):
+    monkeypatch.setattr(_variants, "_CHOSEN", {})
+    monkeypatch.setattr(_variants, "_COMPILED", {})
+    monkeypatch.setattr(_variants, "load", lambda on: ("module", on))
+    monkeypatch.setattr(_variants, "_cached_whole", lambda dtype: dtype == "float32")
+    monkeypatch.setattr(_variants, "EXACT_VARIANTS", 3)
+    plain = _table([2, 7, 1], output="sigmoid")
+    assert _variants.kernels(plain, np.float64)[1] == {"WITH_RELU", "WITH_OUT_SIGMOID"}
+    assert _variants.kernels(_table([2, 7, 1], "tanh"), np.float32)[1] == _variants.ALL
+
+
+@pytest.mark.slow
+def test_the_cache_check_reads_numbas_index_of_the_packages_kernels(tmp_path):
+    # Empty cache: not cached; after a fit on the package's own kernels (no copies:
+    # EXACT_VARIANTS 0), cached for that dtype only, in this process and the next.
+    fit = ("import numpy as np, fastbp\n"
+           "from fastbp import _variants\n"
+           "before = _variants._cached_whole('float64')\n"
+           "_variants.EXACT_VARIANTS = 0\n"
+           "X = np.random.default_rng(0).standard_normal((40, 2))\n"
+           "net = fastbp.Network([2, 7, 1], output='sigmoid', dtype=np.float64, random_state=0)\n"
+           "net.fit(X, (X[:, 0] > 0).astype(float), epochs=1)\n"
+           "print(before, _variants._cached_whole('float64'), _variants._cached_whole('float32'))")
+    assert run_child(fit, NUMBA_CACHE_DIR=str(tmp_path)) == "False True False"
+    check = "from fastbp import _variants; print(_variants._cached_whole('float64'))"
+    assert run_child(check, NUMBA_CACHE_DIR=str(tmp_path)) == "True"
 
 
 # (hidden widths reach the tiles and BLAS; each activation and output once; batch norm,
@@ -124,7 +137,7 @@ CASES = [
 
 
 def _fit(case, X, y, module, monkeypatch):
-    monkeypatch.setattr(network, "kernels", lambda table: module)
+    monkeypatch.setattr(network, "kernels", lambda table, dtype: module)
     kw = {k: v for k, v in case.items() if k not in ("widths", "fit")}
     net = fastbp.Network(case["widths"], random_state=0, **kw)
     net.fit(X, y, epochs=4, **case["fit"])
