@@ -103,6 +103,20 @@ def _positive_int(value):
     return number
 
 
+#: The fewest samples ``--max-samples`` takes: the workloads' labels are balanced, so every
+#: one of their (at most 10) classes then has a sample, which scikit-learn's warm starts
+#: in its peer need.
+MIN_SAMPLES = 10
+
+
+def _sample_cap(value):
+    number = _positive_int(value)
+    if number < MIN_SAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"expected at least {MIN_SAMPLES} (a sample of every class), got {value!r}")
+    return number
+
+
 def add_arguments(parser):
     """Add the options of ``compare`` to ``parser`` (its own, or a subcommand's)."""
     parser.add_argument("--workloads", type=_names(peers.WORKLOAD_NAMES, "workload"),
@@ -120,7 +134,7 @@ def add_arguments(parser):
     parser.add_argument("--repeats", type=_positive_int, default=5, metavar="N",
                         help="timed calls per peer and workload; medians are quoted "
                              "(default: %(default)s)")
-    parser.add_argument("--max-samples", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--max-samples", type=_sample_cap, default=None, metavar="N",
                         help="cap every workload's samples, for a quick run (default: the "
                              "full workloads, 800, 1437, 60000 and 16384 samples)")
     parser.add_argument("--gemm-size", type=_positive_int, default=GEMM_SIZE, metavar="N",
@@ -174,13 +188,26 @@ def run(args, parser):
                      repeats=args.repeats, max_samples=args.max_samples,
                      gemm_size=args.gemm_size, cold_start=args.cold_start,
                      memory=args.memory, out=sys.stdout)
+    status = 0
+    # (checked before the run, but a full disk or a file only root's check passed can
+    # still fail: one line, not a traceback, and the other output is still tried)
     if args.json is not None:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"\nJSON written to {args.json}")
+        try:
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=2)
+            print(f"\nJSON written to {args.json}")
+        except OSError as exc:
+            print(f"--json: could not write {args.json}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            status = 1
     if args.plot is not None:
-        print(f"plot written to {save_plot(report['training'], args.plot)}")
-    return 0
+        try:
+            print(f"plot written to {save_plot(report['training'], args.plot)}")
+        except OSError as exc:
+            print(f"--plot: could not write {args.plot}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            status = 1
+    return status
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ in float64.
 """
 import numpy as np
 
+from . import _config
 from ._validation import assign_array, check_X, check_int, check_positive_float
 from ._kernels.optimizers import H_LR
 from .network import DivergenceError, Network, _Trainer
@@ -44,7 +45,8 @@ class NeuralNetwork:
         # Plain gradient steps: the SGD rule, no optimizer state.
         self.net._optimizer = SGD()
         self.net._hyper = self.net._optimizer.hyper(0.0)
-        self.net._opt_state = np.zeros((2, 0), dtype=np.float64)
+        # (never read by the SGD rule; full-sized so that the network saves and loads)
+        self.net._opt_state = np.zeros((2, self.net._params.size), dtype=np.float64)
         self.W1[...] = np.random.randn(input_size, hidden_size) * 0.01
         self.W2[...] = np.random.randn(hidden_size, output_size) * 0.01
 
@@ -82,6 +84,12 @@ class NeuralNetwork:
     def forward(self, X):
         """Sigmoid outputs ``a2`` of shape (n_samples, output_size); like the article's, it
         keeps ``z1``, ``a1``, ``z2`` and ``a2`` (computed with NumPy: the kernels keep none)."""
+        try:
+            one = np.ndim(X) == 1  # one sample, as the article's np.dot takes it: a row out
+        except ValueError:  # (a ragged list: check_X names it)
+            one = False
+        if one:
+            X = np.reshape(X, (1, -1))
         X = check_X(X, np.float64, self.net.n_features_in_)
         self.z1 = np.dot(X, self.W1) + self.b1
         self.a1 = self.relu(self.z1)
@@ -116,16 +124,25 @@ class NeuralNetwork:
         n = X.shape[0]
         order = np.arange(n, dtype=np.int64).reshape(1, n)
         net._hyper[H_LR] = learning_rate
-        try:
-            with _Trainer(net, X, Y, SW, n, call_rows=epochs * n) as trainer:
-                trainer.run(order, epochs, want_loss=False)
-        except DivergenceError:
-            # All the epochs ran in one kernel call, without computing the loss: say what
-            # happened in those terms (the weights are back to what they were before the call).
-            raise DivergenceError(
-                f"training diverged: the weights became non-finite within {epochs} full-batch "
-                f"step(s) at learning_rate={learning_rate:g}; lower it or scale X. The weights "
-                f"from before this call were restored.") from None
+        # Kernel calls of at most about EPOCH_CALL_WORK multiply-adds, as Network.fit's: a
+        # Ctrl-C waits for the call it comes in.
+        per_call = max(1, _config.EPOCH_CALL_WORK // max(1, n * net._params.size))
+        done = 0
+        with _Trainer(net, X, Y, SW, n, call_rows=min(per_call, epochs) * n) as trainer:
+            while done < epochs:
+                k = min(per_call, epochs - done)
+                try:
+                    trainer.run(order, k, want_loss=False)
+                except DivergenceError:
+                    # The call ran k steps without computing the loss: say what happened in
+                    # those terms (the weights are back to what they were before them).
+                    raise DivergenceError(
+                        f"training diverged: the weights became non-finite within {k} "
+                        f"full-batch step(s) (steps {done + 1} to {done + k} of {epochs}) at "
+                        f"learning_rate={learning_rate:g}; lower it or scale X. The weights "
+                        f"from before those steps were restored.") from None
+                trainer.commit()
+                done += k
 
     def predict(self, X):
         """0/1 labels of shape (n_samples, output_size), as int."""

@@ -53,7 +53,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_array, check_i
                                       column_or_1d, validate_data)
 
 from . import optim
-from ._validation import check_sample_weight
+from ._validation import _check_finite, _convert, check_sample_weight
 from .network import Network, _check_threads
 
 _STOCHASTIC = ("sgd", "adam", "adamw")
@@ -235,8 +235,8 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = [] if early else None
             self.best_validation_score_ = -np.inf if early else None
         net = self._net
-        X = np.ascontiguousarray(X, dtype=net.dtype)
-        Y = np.ascontiguousarray(Y, dtype=net.dtype)
+        # (finite after validation, but maybe not in the network's dtype: 1e39 in float32)
+        X, Y = (_converted(name, a, net.dtype) for name, a in (("X", X), ("y", Y)))
         if sample_weight is not None:
             with _naming(lambda: "sample_weight"):
                 sample_weight = _check_sample_weight(sample_weight, X)
@@ -662,3 +662,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """One epoch over ``(X, y)``, continuing the optimizer state."""
         self._validate_params()
         return self._transaction(self._fit, X, y, sample_weight, True)
+
+
+def _converted(name, a, dtype):
+    """``a`` (finite) in C order as ``dtype``, or a ValueError naming ``name`` when its values
+    overflow that dtype."""
+    out = _convert(a, dtype)
+    _check_finite(name, out, source=a)
+    return out

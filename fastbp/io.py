@@ -21,6 +21,7 @@ import zipfile
 import numpy as np
 
 from . import optim
+from ._kernels import optimizers as K
 from ._spec import layer_table
 from ._validation import check_layers
 
@@ -40,9 +41,15 @@ def save(net, path):
 
     The archive is written to a temporary file in the same folder, then renamed
     over ``path``: a failure (a full disk, an unwritable folder) raises and leaves
-    any existing file at ``path`` as it was.
+    any existing file at ``path`` as it was.  A symbolic link is written through (its
+    target replaced, as ``open`` would write it); ``path`` must otherwise be a regular
+    file or a new name.
     """
     path = _fspath(path)
+    target = os.path.realpath(path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        what = "a folder" if os.path.isdir(target) else "not a regular file"
+        raise ValueError(f"cannot save to {path!r}: it is {what}")
     opt = net._optimizer
     if opt is not None and _OPTIMIZERS.get(type(opt).__name__) is not type(opt):
         raise ValueError(f"cannot save to {path!r}: the optimizer {opt!r} is not one of "
@@ -82,17 +89,34 @@ def save(net, path):
         arrays["perm"] = net._perm
     if net.batch_norm:
         arrays["running_stats"] = net._stats
-    fd, tmp = _create_temporary(path)
+    fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _checked_hyper(hyper, optimizer, bad):
+    """The saved ``hyper`` array with the optimizer's own constants (its momentum, betas,
+    epsilon and decay: those the file's optimizer entry states and its constructor
+    checked), and the rest checked: the rate, the L2 term and the clipping limits finite
+    and >= 0, the update count a whole number >= 0."""
+    hyper = np.array(hyper, dtype=np.float64)
+    own = optimizer.hyper(0.0)
+    for i in (K.H_MOMENTUM, K.H_BETA1, K.H_BETA2, K.H_EPS, K.H_WEIGHT_DECAY):
+        hyper[i] = own[i]
+    rest = hyper[[K.H_LR, K.H_ALPHA, K.H_CLIP_NORM, K.H_CLIP_VALUE, K.H_STEP]]
+    if not (np.isfinite(rest).all() and (rest >= 0).all()
+            and hyper[K.H_STEP] == math.floor(hyper[K.H_STEP])):
+        raise bad("the entry 'hyper' holds a negative, non-finite or fractional value "
+                  "(learning rate, alpha, clipping limits or update count)")
+    return hyper
 
 
 def _fit_choices(net, path):
@@ -244,7 +268,7 @@ def load(path):
         choices = spec.get("fit_choices")
         if choices is not None:
             lr0, sched = choices["learning_rate"], choices["schedule"]
-            if not (_is_finite(lr0) and lr0 >= 0):
+            if not (_is_finite(lr0) and lr0 > 0):
                 raise ValueError(f"learning rate {lr0!r} is out of range")
             net._fit_choices = {"learning_rate": float(lr0),
                                 "schedule": _SCHEDULES[sched["name"]](**sched["params"])}
@@ -254,7 +278,9 @@ def load(path):
         _expect(data, "opt_state", (2, net._params.size), net.dtype, bad)
         _expect(data, "hyper", net._optimizer.hyper(0.0).shape, np.float64, bad)
         net._opt_state = data["opt_state"].copy()
-        net._hyper = data["hyper"].copy()
+        net._hyper = _checked_hyper(data["hyper"], net._optimizer, bad)
+        if net._optimizer.kind in (K.ADAM, K.ADAMW) and (net._opt_state[1] < 0).any():
+            raise bad("the entry 'opt_state' holds negative second moments")
     if "perm" in data:
         _expect(data, "perm", None, np.int64, bad)
         perm = data["perm"]
@@ -317,7 +343,7 @@ def _read_spec(path, raw):
         raise ValueError(f"{path!r} is not a fastbp model file (its spec is not JSON: {exc})") from None
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not a fastbp model file (format is not {FORMAT!r})")
-    if spec.get("version") != VERSION:
+    if type(spec.get("version")) is not int or spec["version"] != VERSION:
         raise ValueError(f"{path!r} was written by a fastbp model format version "
                          f"{spec.get('version')!r}; this fastbp reads version {VERSION}")
     return spec

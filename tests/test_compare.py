@@ -237,3 +237,22 @@ def test_jax_warm_up_compiles_without_training():
     peer.fit_epochs(X, y, 3, learning_rate=0.1)
     assert peer.loss_and_gradients(X, y)[0] < loss
 
+
+
+def test_fewer_samples_than_classes_is_an_argparse_error(capsys):
+    # (scikit-learn's peer warm-starts on labels that must hold every class)
+    with pytest.raises(SystemExit) as exc:
+        compare.main(_arg(QUICK, "--max-samples", "9"))
+    assert exc.value.code == 2
+    assert "at least 10" in capsys.readouterr().err
+
+
+def test_a_json_write_that_fails_after_the_run_is_one_line(monkeypatch, tmp_path, capsys):
+    path = tmp_path / "c.json"
+
+    def full(*args, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(compare.json, "dump", full)
+    assert compare.main(QUICK + ["--json", str(path)]) == 1
+    assert "--json: could not write" in capsys.readouterr().err

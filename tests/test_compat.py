@@ -120,3 +120,41 @@ def test_the_articles_intermediate_values_helpers_and_corner_arguments(moons):
     np.testing.assert_array_equal(nn.W1, before)
     nn.b1 = np.zeros(10)  # (the article's broadcasts)
     assert np.all(nn.b1 == 0) and nn.b1.shape == (1, 10)
+
+
+def test_a_one_dimensional_sample_predicts_a_row(moons):
+    # (the article's np.dot takes one sample as a vector: forward gives a 1 x out row)
+    X_train, _, y_train, _ = moons
+    np.random.seed(0)
+    nn = fastbp.NeuralNetwork(2, 10, 1)
+    nn.train(X_train, y_train.reshape(-1, 1), 0.5, 50)
+    np.testing.assert_array_equal(nn.predict(X_train[0]), nn.predict(X_train[:1]))
+    assert nn.forward(list(X_train[3])).shape == (1, 1)
+    with pytest.raises(ValueError, match="feature"):
+        nn.predict(np.zeros(3))
+
+
+def test_train_runs_in_calls_of_bounded_work(moons, monkeypatch):
+    # Ctrl-C waits for the kernel call it comes in: as Network.fit's, train's calls stop at
+    # about EPOCH_CALL_WORK multiply-adds (20,000 epochs had run in one 19 s call).
+    from fastbp import _config, network
+
+    X_train, _, y_train, _ = moons
+    n, n_params = len(X_train), 2 * 10 + 10 + 10 + 1
+    monkeypatch.setattr(_config, "EPOCH_CALL_WORK", 7 * n * n_params)
+    calls = []
+    real = network._Trainer.run
+
+    def run(self, orders, n_epochs, **kw):
+        calls.append(n_epochs)
+        return real(self, orders, n_epochs, **kw)
+
+    monkeypatch.setattr(network._Trainer, "run", run)
+    np.random.seed(0)
+    nn = fastbp.NeuralNetwork(2, 10, 1)
+    W1, b1, W2, b2 = nn.W1.copy(), nn.b1.copy(), nn.W2.copy(), nn.b2.copy()
+    nn.train(X_train, y_train.reshape(-1, 1), 0.5, 30)
+    assert calls == [7, 7, 7, 7, 1, 1]  # (29 steps, then the last after the article's forward)
+    want = article_training(W1, b1, W2, b2, X_train, y_train, 0.5, 30)
+    for got, w in zip((nn.W1, nn.b1, nn.W2, nn.b2), want):
+        np.testing.assert_allclose(got, w, rtol=1e-10, atol=1e-12)

@@ -451,3 +451,14 @@ def test_deep_network_extras_reach_the_network():
         MLPClassifier(solver="lbfgs", batch_norm=True, max_iter=5).fit(X, y)
     with pytest.raises(ValueError, match="batch_norm"):
         MLPRegressor(batch_norm="yes").fit(X, y)
+
+
+def test_values_too_large_for_float32_are_named():
+    # (validated as finite, then converted: an overflow is the data's, not a divergence)
+    X, y = make_regression(n_samples=40, n_features=3, random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    with pytest.raises(ValueError, match="y has values too large for float32"):
+        reg.fit(X.astype(np.float32), y * 1e39)
+    reg = MLPRegressor(hidden_layer_sizes=(5,), max_iter=5, random_state=0, dtype="float32")
+    with pytest.raises(ValueError, match="X has values too large for float32"):
+        reg.fit(X * 1e39, y)

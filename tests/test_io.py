@@ -640,7 +640,7 @@ def test_save_into_a_missing_folder_raises(tmp_path):
 def test_save_over_a_folder_raises_and_leaves_it(tmp_path):
     net, _, _ = trained()
     (tmp_path / "m.npz").mkdir()
-    with pytest.raises(OSError):
+    with pytest.raises(ValueError, match="is a folder"):
         net.save(tmp_path / "m.npz")
     assert os.listdir(tmp_path) == ["m.npz"] and os.listdir(tmp_path / "m.npz") == []
 
@@ -771,3 +771,78 @@ def test_load_reads_only_its_file(saved, tmp_path, monkeypatch):
               and not p.endswith((".py", ".pyc", ".so"))]  # lazy imports (a zip codec)
     assert others == []
     assert all(mode in ("r", "rb", None) for p, mode, _ in opened if p == str(path))
+
+
+def _adam_saved(tmp_path):
+    X, y = make_data(60, 3, 2, "softmax", seed=0)
+    net = fastbp.Network([3, 5, 2], output="softmax", random_state=0)
+    net.fit(X, y, epochs=2, batch_size=20, optimizer="adam")
+    net.save(tmp_path / "m.npz")
+    return net, arrays_of(tmp_path / "m.npz")
+
+
+def test_hyper_takes_the_optimizers_constants_and_checks_the_rest(tmp_path):
+    # The file's optimizer entry states beta_1 and the others (checked by its
+    # constructor); an edited hyper array cannot run another rule behind it.
+    from fastbp._kernels import optimizers as K
+
+    net, arrays = _adam_saved(tmp_path)
+    hyper = arrays["hyper"].copy()
+    hyper[K.H_BETA1], hyper[K.H_EPS] = 5.0, 0.0
+    loaded = fastbp.load(rewrite(tmp_path / "b.npz", arrays, hyper=hyper))
+    np.testing.assert_array_equal(loaded._hyper, net._hyper)
+    for i, value in [(K.H_STEP, -1.0), (K.H_STEP, 2.5), (K.H_LR, -0.1), (K.H_ALPHA, np.inf),
+                     (K.H_CLIP_NORM, -1.0)]:
+        bad = arrays["hyper"].copy()
+        bad[i] = value
+        with pytest.raises(ValueError, match="'hyper'"):
+            fastbp.load(rewrite(tmp_path / "c.npz", arrays, hyper=bad))
+    state = arrays["opt_state"].copy()
+    state[1, 0] = -1.0
+    with pytest.raises(ValueError, match="negative second moments"):
+        fastbp.load(rewrite(tmp_path / "d.npz", arrays, opt_state=state))
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_a_version_that_is_not_the_integer_is_rejected(tmp_path, version):
+    _, arrays = _adam_saved(tmp_path)
+    with pytest.raises(ValueError, match="version"):
+        fastbp.load(with_spec(tmp_path / "v.npz", arrays,
+                              lambda s: s.update(version=version)))
+
+
+def test_a_first_learning_rate_of_zero_is_rejected(tmp_path):
+    _, arrays = _adam_saved(tmp_path)
+    with pytest.raises(ValueError, match="learning rate"):
+        fastbp.load(with_spec(tmp_path / "z.npz", arrays,
+                              lambda s: s["fit_choices"].update(learning_rate=0)))
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_save_writes_through_a_symbolic_link(tmp_path):
+    net, _ = _adam_saved(tmp_path)
+    (tmp_path / "v1.npz").write_bytes(b"old")
+    os.symlink("v1.npz", tmp_path / "current.npz")
+    net.save(tmp_path / "current.npz")
+    assert os.path.islink(tmp_path / "current.npz")
+    np.testing.assert_array_equal(fastbp.load(tmp_path / "v1.npz").get_params_vector(),
+                                  net.get_params_vector())
+
+
+def test_save_to_a_folder_or_a_device_is_refused_by_name(tmp_path):
+    net, _ = _adam_saved(tmp_path)
+    with pytest.raises(ValueError, match="is a folder"):
+        net.save(tmp_path)
+    if os.path.exists("/dev/null"):
+        with pytest.raises(ValueError, match="not a regular file"):
+            net.save("/dev/null")
+
+
+def test_the_article_networks_network_saves_and_loads(tmp_path):
+    np.random.seed(0)
+    nn = fastbp.NeuralNetwork(2, 10, 1)
+    X, y = make_data(50, 2, 1, "sigmoid", seed=0)
+    nn.train(X, y.reshape(-1, 1), 0.1, 20)
+    nn.net.save(tmp_path / "nn.npz")
+    loaded = fastbp.load(tmp_path / "nn.npz")
+    np.testing.assert_array_equal(loaded.forward(X), nn.net.forward(X))
