@@ -13,6 +13,25 @@ After such an edit, delete the cached files (``*.nbi``, ``*.nbc``) under
 this file: an edit gives them new folders, compiled afresh.)
 """
 import numba
+from llvmlite import binding
+
+
+def _wide_vectors():
+    """Whether the CPU Numba compiles for has AVX-512's 64-byte registers: the host's
+    features, or those given in ``NUMBA_CPU_FEATURES``; without them, when
+    ``NUMBA_CPU_NAME`` names another CPU (a cache meant for several machines), no.
+    (Numba's cache keys its entries on the CPU and its features, so code compiled for one
+    answer is never loaded on a machine that gives the other.)"""
+    features = numba.config.CPU_FEATURES
+    if features:
+        return "+avx512f" in features.split(",")
+    if numba.config.CPU_NAME and numba.config.CPU_NAME != "host":
+        return False
+    return bool(binding.get_host_cpu_features().get("avx512f", False))
+
+
+#: See ``_wide_vectors``: the tile shape (``_kernels.tiles``) and ``SPLIT_MAX_WORK`` follow it.
+WIDE_VECTORS = _wide_vectors()
 
 FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 
@@ -71,13 +90,17 @@ TILE_MAX_BATCH = 64
 #: ``2 * SPLIT_MIN_ROWS`` rows whose work (rows x parameters) is at most ``SPLIT_MAX_WORK`` is
 #: cut into one slice per thread, each slice's forward and backward pass on its own core with
 #: single-threaded BLAS, and the gradients summed (no batch normalization or dropout: those
-#: need the whole batch, or its positions).  Measured per epoch against whole batches with two-threaded BLAS, 2 cores
-#: (``benchmarks/scripts/bench_split.py``, slices in Python threads): 64-100-10 float64 on
-#: batches of 200 1.57x faster, 100-100-4 1.60x, the ``tiny`` workload 1.41x, ``small``
-#: 1.28x; ``medium`` (128 rows x 235k parameters) 0.92x and ``large`` (256 x 6.3M) 0.89x,
-#: where OpenBLAS's own threads do better.
+#: need the whole batch, or its positions).  Measured per epoch against whole batches with
+#: two-threaded BLAS, 2 cores (``benchmarks/scripts/bench_split.py``).  AVX2 (AMD EPYC):
+#: 64-100-10 float64 on batches of 200 1.57x faster, 100-100-4 1.60x, the ``tiny`` workload
+#: 1.41x, ``small`` 1.28x; ``medium`` (128 rows x 235k parameters) 0.92x and ``large``
+#: (256 x 6.3M) 0.89x, where OpenBLAS's own threads do better.  AVX-512 (AMD Zen 5), whose
+#: cores multiply twice as fast, so that the threads' hand-overs inside OpenBLAS and the
+#: work left on one core between its products weigh more: 64-100-10 2.37x, 100-100-4 2.27x,
+#: ``small`` 1.48x, ``medium`` 1.06-1.11x, 784-512-512-10 on batches of 128 (86M) 1.04x;
+#: 1024-1024-1024-10 on 128 (270M) 0.93x, ``large`` 0.92x.
 SPLIT_MIN_ROWS = 8
-SPLIT_MAX_WORK = 2 ** 24
+SPLIT_MAX_WORK = 2 ** 27 if WIDE_VECTORS else 2 ** 24
 
 #: A fit's kernel calls are sliced only when each does at least this much work, counted
 #: as rows x (parameters + ``SPLIT_ROW_COST``): handing the slices to the worker threads

@@ -69,8 +69,8 @@ def _path(a, b, batch):
 
 # Shapes on each side of the thresholds: each layer's path for the full batches, or for
 # their slices when two threads cut them in two (``_config.SPLIT_MAX_WORK``).  The tiles'
-# shape leaves edges (widths not multiples of 4, batches not of 16) to BLAS, and the last
-# batch (5 samples) is narrower than one tile, and too small to be cut.
+# shape leaves edges (widths not multiples of its rows, 4 or 8, batches not of 16) to
+# BLAS, and the last batch (5 samples) is narrower than one tile, and too small to be cut.
 PATHS = {
     "loops": ([5, 12, 8, 3], 16, ["loops"] * 3),
     "tiles": ([64, 50, 42, 30], 61, ["tiles"] * 3),

@@ -5,6 +5,8 @@ import numba
 import numpy as np
 import pytest
 
+from fastbp import _config
+from fastbp._kernels import tiles
 from fastbp._kernels.tiles import product, tile
 
 from conftest import compiled
@@ -38,12 +40,14 @@ def test_the_tile_loop_is_marked_not_to_be_unrolled():
     # Unrolled, the loop's vectors outnumbered the AVX2 registers and were spilled on every
     # pass (see tiles._no_unroll); the mark must reach LLVM in its well-formed shape.
     # (compiled here, uncached: Numba cannot show the IR of cached code)
+    width = tiles.C * tiles.VECTOR_BYTES // 4  # float32 lanes of a tile's row
+
     @numba.njit(cache=False)
     def one_tile(P, Q, Z):
-        tile(P, 0, 1, 4, Q, 0, 16, Z, 0, 16, 4)
+        tile(P, 0, 1, 4, Q, 0, width, Z, 0, width, 4)
 
-    a = np.ones(64, dtype=np.float32)
-    z = np.empty(64, dtype=np.float32)
+    a = np.ones(4 * max(tiles.R, 4) * width, dtype=np.float32)
+    z = np.empty(tiles.R * width, dtype=np.float32)
     one_tile(a, a, z)
     np.testing.assert_array_equal(z, 4.0)
     ir_text = next(iter(one_tile.inspect_llvm().values()))
@@ -51,3 +55,12 @@ def test_the_tile_loop_is_marked_not_to_be_unrolled():
     loop_ids = [m for m in re.finditer(r"^(!\d+) = distinct !\{\s*(!\d+)\s*,", ir_text, re.M)
                 if m.group(1) == m.group(2)]
     assert loop_ids, "no self-referencing distinct loop id in the IR"
+
+
+@pytest.mark.parametrize("name, features, wide", [
+    (None, "+avx2,+fma,+avx512f", True), (None, "+avx2,+fma,-avx512f", False),
+    ("generic", "", False), ("skylake-avx512", "+avx512f,+avx512bw", True)])
+def test_the_tile_shape_follows_the_cpu_numba_compiles_for(monkeypatch, name, features, wide):
+    monkeypatch.setattr(numba.config, "CPU_NAME", name)
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", features)
+    assert _config._wide_vectors() is wide

@@ -25,6 +25,9 @@ SHAPES = [  # layers, batch, samples, dtype, what it stands for
     ([64, 100, 10], 200, 1797, np.float64, "load_digits, scikit-learn's defaults"),
     ([100, 100, 4], 200, 4000, np.float64, "20,000 x 100 make_classification"),
     ([784, 256, 128, 10], 128, 4096, np.float32, "medium"),
+    ([784, 256, 128, 10], 256, 4096, np.float32, "medium, batch 256"),
+    ([784, 512, 512, 10], 128, 4096, np.float32, "wider than medium"),
+    ([1024, 1024, 1024, 10], 128, 2048, np.float32, "between medium and large"),
     ([1024, 2048, 2048, 10], 256, 1024, np.float32, "large"),
 ]
 
@@ -56,7 +59,8 @@ def main():
         times = {"sliced": [], "whole": []}
         for _ in range(args.repeats):
             for kind, parts in (("sliced", 2), ("whole", 1)):
-                with mock.patch.object(network, "_split_parts", lambda net, batch: parts):
+                with mock.patch.object(network, "_split_parts",
+                                       lambda net, batch, call_rows=None: parts):
                     times[kind].append(epoch_ms(net, X, y, batch, epochs))
         sliced, whole = (float(np.median(times[k])) for k in ("sliced", "whole"))
         print(f"{str(layers):>22} {batch:5d} {np.dtype(dtype).name:>7} {sliced:10.3f} "
