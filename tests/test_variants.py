@@ -168,8 +168,8 @@ def test_a_copy_trains_as_the_packages_own_kernels(case, monkeypatch):
     # The same arithmetic, to the last bits: not bit for bit, since the same kernel source
     # compiled in this process and loaded from Numba's cache can differ in its last bits
     # (seen on AMD Zen 5: this logistic-softmax fit's float32 weights 1.2e-7 apart between
-    # a process that compiled its kernels and one that loaded them, the same before the
-    # copies existed), so which of the two each side here is depends on the test order.
+    # a process that compiled the package's own kernels and one that loaded them from the
+    # cache), so which of the two each side here is depends on the test order.
     # Four epochs of such differences stay within a few dozen ulps; a copy that dropped or
     # changed a step would be orders of magnitude further off.
     rtol, atol = (2e-5, 1e-6) if case["dtype"] == np.float32 else (1e-11, 1e-13)
