@@ -97,8 +97,8 @@ TILE_MAX_BATCH = 64
 #: (256 x 6.3M) 0.89x, where OpenBLAS's own threads do better.  AVX-512 (AMD Zen 5), whose
 #: cores multiply twice as fast, so that the threads' hand-overs inside OpenBLAS and the
 #: work left on one core between its products weigh more: 64-100-10 2.37x, 100-100-4 2.27x,
-#: ``small`` 1.48x, ``medium`` 1.06-1.11x, 784-512-512-10 on batches of 128 (86M) 1.04x;
-#: 1024-1024-1024-10 on 128 (270M) 0.93x, ``large`` 0.92x.
+#: ``small`` 1.48x, ``medium`` 1.06-1.11x (1.21x in float64), 784-512-512-10 on batches of
+#: 128 (86M) 1.04x (0.96x in float64); 1024-1024-1024-10 on 128 (270M) 0.93x, ``large`` 0.92x.
 SPLIT_MIN_ROWS = 8
 SPLIT_MAX_WORK = 2 ** 27 if WIDE_VECTORS else 2 ** 24
 
