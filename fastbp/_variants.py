@@ -46,7 +46,7 @@ if hasattr(os, "register_at_fork"):  # (a child forked while another thread load
     os.register_at_fork(after_in_child=lambda: globals().update(_LOCK=threading.Lock()))
 _CHOSEN = {}  # features needed -> the module chosen for them
 _COMPILED = {}  # features compiled with -> module
-_BY_TABLE = {}  # (layer table's bytes, rows, dtype) -> the module chosen for it
+_BY_TABLE = {}  # (layer table's bytes, dtype) -> the module chosen for it
 
 
 def features(table):
@@ -95,7 +95,7 @@ def kernels(table, dtype):
     (``features``), the smallest of those this process has loaded, or else the package's
     own if they are cached for ``dtype``, or else a new one (``EXACT_VARIANTS``)."""
     # (by the table's bytes first: ``features`` took a third of a small predict's 20 us)
-    seen = (table.tobytes(), table.shape[0], dtype)
+    seen = (table.tobytes(), dtype)  # (the table has 8 columns: its bytes give its rows)
     module = _BY_TABLE.get(seen)
     if module is not None:
         return module

@@ -46,7 +46,7 @@ def test_the_tile_loop_is_marked_not_to_be_unrolled():
     def one_tile(P, Q, Z):
         tile(P, 0, 1, 4, Q, 0, width, Z, 0, width, 4)
 
-    a = np.ones(4 * max(tiles.R, 4) * width, dtype=np.float32)
+    a = np.ones(4 * tiles.R * width, dtype=np.float32)  # (P reads 4 R values, Q 4 rows)
     z = np.empty(tiles.R * width, dtype=np.float32)
     one_tile(a, a, z)
     np.testing.assert_array_equal(z, 4.0)
