@@ -89,14 +89,18 @@ def save_plot(net, X, y, path):
 
 
 def warm_up():
-    """Compile (or load from the cache) the kernels the demo uses; returns the seconds it took."""
+    """Compile (or load from the cache) the kernels the demo uses; returns the seconds it took.
+    The networks are the demo's own: a fit compiles the kernels for what its network uses
+    (its activations, and whether its widths reach the tiles and BLAS, see
+    ``fastbp._variants``), so a narrower network would leave the timed fit to compile; and a
+    fit of several epochs draws their shuffles in a kernel of its own."""
     X = np.zeros((4, 2))
     y = np.array([0, 1, 0, 1])
 
     def go():
-        NeuralNetwork(2, 3, 1).train(X, y, learning_rate=0.1, epochs=1)
-        net = Network([2, 3, 3, 1], output="sigmoid", random_state=0)
-        net.fit(X, y, epochs=1, batch_size=2)
+        NeuralNetwork(2, 10, 1).train(X, y, learning_rate=0.1, epochs=1)
+        net = Network(NETWORK_LAYERS, activation="relu", output="sigmoid", random_state=0)
+        net.fit(X, y, epochs=2, batch_size=2)  # (two epochs a call: the shuffles' kernel)
         net.predict(X)
 
     return _timed(go)
