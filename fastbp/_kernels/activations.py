@@ -86,7 +86,7 @@ def bias_activation(row, bias, code, pre):
             row[b] = row.dtype.type(np.float64(v) * mathfn.sigmoid(v))
 
 
-# (inlined by Numba into its caller, where ``out`` may be ``a``: see dense._delta_row)
+# (inlined by Numba into its caller, where ``out`` may be ``a``: see dense._delta_rows)
 @njit_inline
 def backprop_row(out, t, a, pre, code):
     """``out[:] = t * act'(z)``, the derivative taken from the output ``a = act(z)``, or for

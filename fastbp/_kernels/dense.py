@@ -182,9 +182,8 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
             else:
                 matmul(tn[0], tn[0], n_in, nb, n_out, 1.0, params, w0, n_out, D, zero, nb, 0.0,
                        tmp, zero, nb)
-            for i in range(n_in):
-                _delta_row(A, tmp[i * nb:(i + 1) * nb], P, carry, i, nb, code_in, add_carry,
-                           save_carry, drop, seed, l_in)
+            _delta_rows(A, tmp, P, carry, n_in, nb, code_in, add_carry, save_carry, drop, seed,
+                        l_in)
         return
     for i in range(n_in):
         a = A[i * nb:(i + 1) * nb]
@@ -211,32 +210,38 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
                 s += a[b] * d[b]
             gW[i * n_out + j] = s
     if propagate:
-        t = tmp[:nb]
         for i in range(n_in):
-            combine_rows(t, W, i * n_out, np.int64(1), n_out, D, nb)  # (epoch._RUNTIME)
-            _delta_row(A, t, P, carry, i, nb, code_in, add_carry, save_carry, drop, seed, l_in)
+            combine_rows(tmp[i * nb:(i + 1) * nb], W, i * n_out, np.int64(1), n_out, D,
+                         nb)  # (epoch._RUNTIME)
+        _delta_rows(A, tmp, P, carry, n_in, nb, code_in, add_carry, save_carry, drop, seed, l_in)
 
 
 @njit
-def _delta_row(A, t, P, carry, i, nb, code, add_carry, save_carry, drop, seed, l_in):
-    """Row ``i`` of the previous layer's delta from its gradient ``t``, into ``A``."""
+def _delta_rows(A, T, P, carry, n, nb, code, add_carry, save_carry, drop, seed, l_in):
+    """The previous layer's delta from its gradient ``T`` (flat ``(n, nb)``, overwritten),
+    into ``A``: each step over the whole block at once (the steps are elementwise, rows
+    apart only in dropout's mask).  Row by row, a call per row cost more than the row's
+    arithmetic (the ``small`` workload: 4% of its time in the calls' argument passing)."""
+    m = n * nb
+    t = T[:m]
     if WITH_SHORTCUT and (add_carry or save_carry):
-        c = carry[i * nb:(i + 1) * nb]
+        c = carry[:m]
         if add_carry:
-            for b in range(nb):
-                t[b] += c[b]
+            for k in range(m):
+                t[k] += c[k]
         if save_carry:
-            for b in range(nb):
-                c[b] = t[b]
+            for k in range(m):
+                c[k] = t[k]
     if WITH_DROPOUT and drop > 0.0:
-        apply_row(t, seed, l_in, i, nb, drop)
-    a = A[i * nb:(i + 1) * nb]
+        for i in range(n):
+            apply_row(t[i * nb:(i + 1) * nb], seed, l_in, i, nb, drop)
+    a = A[:m]
     if P.ctypes.data == A.ctypes.data:
-        # The row updated in place: LLVM vectorizes the loop only where it sees one array
-        # read and written, not two arguments holding the same row (its runtime overlap
-        # check sends those to the scalar loop: 12.7% of the tiny workload's samples).
+        # In place: LLVM vectorizes the loop only where it sees one array read and
+        # written, not two arguments holding the same block (its runtime overlap check
+        # sent those to the scalar loop: 12.7% of the tiny workload's samples).
         # backprop_row is too large for LLVM to inline, so Numba inlines it (njit_inline).
         backprop_row(a, t, a, a, code)
     else:
-        p = P[i * nb:(i + 1) * nb]
+        p = P[:m]
         backprop_row(a, t, p, p, code)
