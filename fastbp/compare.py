@@ -23,8 +23,8 @@ Every peer is warmed up first (Numba's and XLA's compilation, first-call allocat
 and the repeats are interleaved (repeat r runs every peer once, then repeat r + 1), so
 that a noisy neighbour on a shared machine slows all of them alike; each timed call
 starts after ``SETTLE_SECONDS`` of quiet, so that the threads the previous peer's
-runtime leaves spinning do not take a core from it, and a short call is timed the
-second time it runs (``PRIME_BELOW_SECONDS``).  Quote the ratios of one run.
+runtime leaves spinning do not take a core from it, and a short call is timed after
+``PRIME_SECONDS`` of untimed calls (``PRIME_BELOW_SECONDS``).  Quote the ratios of one run.
 """
 import argparse
 import contextlib
@@ -224,18 +224,29 @@ def _seconds(fn):
 #: spinning for a while after a call (OpenBLAS about 0.1 s), which took a core from the
 #: next peer measured, whichever it was (a fit on another OpenBLAS ran 2x slower).
 SETTLE_SECONDS = 0.15
-#: Calls shorter than this are timed after one untimed call of the same peer: after a
-#: pause, a short call also pays for waking its threads and refilling caches (a 0.14 ms
-#: predict took 0.41 ms after 0.15 s of sleep).
+#: Calls shorter than ``PRIME_BELOW_SECONDS`` are timed after ``PRIME_SECONDS`` of
+#: untimed calls of the same peer: after a pause, a short call also pays for waking its
+#: threads and refilling caches (a 0.14 ms predict took 0.41 ms after 0.15 s of sleep),
+#: and one call is not enough to get past that.  Measured on the small workload (2 cores,
+#: medians of 10 pauses): the calls after the pause took fastbp 1.61, 1.04, then 0.92-0.97
+#: ms from about the fourth on; JAX 1.95, 1.38, then 1.27-1.31 from about the sixteenth
+#: (some 20 ms in); NumPy 3.83, 3.32, then 3.26-3.31.  Every peer is timed in the state
+#: a training loop runs in.
 PRIME_BELOW_SECONDS = 0.5
+PRIME_SECONDS = 0.05
 
 
 def _settled_seconds(fn):
-    """``_seconds(fn)`` after ``SETTLE_SECONDS`` of quiet, and after one untimed call of
-    ``fn`` when that call is short (``PRIME_BELOW_SECONDS``)."""
+    """``_seconds(fn)`` after ``SETTLE_SECONDS`` of quiet and, when a call of ``fn`` is short
+    (``PRIME_BELOW_SECONDS``), after untimed calls for ``PRIME_SECONDS``."""
     time.sleep(SETTLE_SECONDS)
     first = _seconds(fn)
-    return first if first >= PRIME_BELOW_SECONDS else _seconds(fn)
+    if first >= PRIME_BELOW_SECONDS:
+        return first
+    spent = first
+    while spent < PRIME_SECONDS:
+        spent += _seconds(fn)
+    return _seconds(fn)
 
 
 def gemm_peak(dtype, n=GEMM_SIZE, repeats=5):

@@ -5,6 +5,7 @@ asserts a speed, only that the figures are what they say they are.
 """
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -147,6 +148,25 @@ def test_thread_limits_are_set_and_restored():
         assert network._thread_count() == 1
         assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
     assert network._thread_count() == before
+
+
+def test_a_short_call_is_timed_after_priming_and_a_long_one_at_once(monkeypatch):
+    monkeypatch.setattr(compare, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(compare, "PRIME_SECONDS", 0.02)
+    calls = []
+
+    def short():
+        calls.append(1)
+        time.sleep(0.002)
+
+    seconds = compare._settled_seconds(short)
+    # untimed calls for at least PRIME_SECONDS (0.002 s or more each), then the timed one
+    assert 2 < len(calls) <= 0.02 / 0.002 + 2
+    assert 0.002 <= seconds < 0.02
+    monkeypatch.setattr(compare, "PRIME_BELOW_SECONDS", 0.001)
+    calls.clear()
+    compare._settled_seconds(short)
+    assert len(calls) == 1  # longer than PRIME_BELOW_SECONDS: its first call is the timed one
 
 
 def test_gemm_peak_is_a_rate():
