@@ -111,15 +111,18 @@ def test_l2_and_clipping_change_the_trajectory_as_their_formulas_say(rule, extra
     np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("extra", [dict(alpha=0.1, clip_norm=0.2, clip_value=0.05),
+                                   dict(alpha=0.1, clip_value=0.05)],
+                         ids=["norm-clipped", "one-pass"])
 @pytest.mark.parametrize("rule", ["sgd", "adam"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_each_thread_updating_its_share_follows_the_same_rules(rule, threads):
+def test_each_thread_updating_its_share_follows_the_same_rules(rule, threads, extra):
     # Batches of 24 rows cut in one slice per thread, and the update split in as many
     # ranges of the flat vector (which cut through layers): the L2 term, both clippings
     # (their norm summed across the ranges) and the step as the formulas say; the loss's
-    # L2 term and the layers' gradient norms summed across the ranges too.
+    # L2 term and the layers' gradient norms summed across the ranges too.  Without norm
+    # clipping, plain SGD takes all of that in one pass (optimizers.sgd_update).
     net, X, y, Y = make_problem(n=60)
-    extra = dict(alpha=0.1, clip_norm=0.2, clip_value=0.05)
     expected = numpy_training(net, X, Y, rule=rule, lrs=[0.05] * 3, batch_size=24, **extra)
     with network._threads(threads):
         assert network._split_parts(net, 24) == threads

@@ -23,8 +23,9 @@ from .dropout import apply_row, batch_seed
 from .dense import (bias_gradient, blas_forward, blas_weight_gradient, dense_backward,
                     dense_forward, use_blas)
 from .losses import loss_and_delta, output_activation
-from .optimizers import (H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, advance, clip_norm_scale,
-                         clip_values, l2_penalty, l2_range, step, weight_squares)
+from .optimizers import (H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, SGD, advance,
+                         clip_norm_scale, clip_values, l2_penalty, l2_range, sgd_update, step,
+                         weight_squares)
 from .sync import STOP, atomic_load, atomic_store, barrier
 
 
@@ -327,8 +328,10 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     the loss's L2 term, the layers' gradient norms) go through the part's row of
     ``shared`` (float64, ``(parts, 3 + len(layers))``: the slice's loss, the share of the
     L2 term, of the clipping's squares, of each layer's squares).  Part 0 alone writes
-    ``hyper``, ``losses``, ``norms`` and ``stopping``.  The BLAS the parts call must
-    then be single-threaded.  ``parts`` = 1: one call, whole batches.
+    ``hyper``, ``losses``, ``norms`` and ``stopping``.  The parts meet twice a batch (after
+    the gradients, after the update), three times with norm clipping (its norm before the
+    step).  The BLAS the parts call must then be single-threaded.  ``parts`` = 1: one
+    call, whole batches.
     """
     n = orders.shape[1]
     n_params = params.shape[0]
@@ -355,12 +358,14 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
             seed = batch_seed(seeds[e], start) if WITH_DROPOUT and drop > 0.0 else 0
             k, lo, hi = batch_slice(nb, parts, part)
             gathered = same_batch and e > 0
-            mine = shared[part]
-            mine[0] = 0.0
+            if lead:
+                # (before the barrier: the other parts' steps read the count after it)
+                advance(kind, hyper)
+            part_loss = 0.0
             if hi > lo:
                 # The part's slice of the batch (the whole batch, part 0's, when k is 1;
                 # dropout only then, see network._split_parts).
-                mine[0] = batch_gradient(
+                part_loss = batch_gradient(
                     params, X, Y, SW, order, start + lo, hi - lo, layers, abufs[part],
                     tmps[part], grad if lead else grads[part - 1], 1.0 / sw_sum, want_loss,
                     stats, np.int64(TRAIN_UPDATE), drop if k == 1 else 0.0,
@@ -369,31 +374,46 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                 return -1
             # The update, each part on its share lo:hi of the flat vectors: the slices'
             # gradients summed, the L2 term, the norms' and the clipping's sums of squares.
+            # ``shared`` is written only between this barrier and the batch's last one, and
+            # part 0 reads it after that one (the others cannot pass the next batch's first
+            # barrier before it does).
+            mine = shared[part]
+            mine[0] = part_loss
             lo = (n_params * part) // parts
             hi = (n_params * (part + 1)) // parts
-            if k > 1:
-                gp = grad[lo:hi]
-                for q in range(1, k):
-                    g = grads[q - 1][lo:hi]
-                    for i in range(g.shape[0]):
-                        gp[i] += g[i]
-            mine[1] = l2_range(params, grad, layers, alpha, sw_sum, lo, hi)
-            weight_squares(grad, layers, lo, hi, mine[3:])
-            mine[2] = clip_values(grad[lo:hi], hyper[H_CLIP_VALUE], hyper[H_CLIP_NORM])
-            if lead:
-                advance(kind, hyper)
+            if kind == SGD and hyper[H_CLIP_NORM] <= 0.0 and k <= 2:
+                # Nothing needs the whole gradient's norm before the step: one pass.
+                mine[1] = sgd_update(params, grad, grads[0] if k > 1 else grad, k > 1, layers,
+                                     alpha, sw_sum, hyper[H_CLIP_VALUE], hyper[H_LR], lo, hi,
+                                     mine[3:])
+                mine[2] = 0.0
+            else:
+                if k > 1:
+                    gp = grad[lo:hi]
+                    for q in range(1, k):
+                        g = grads[q - 1][lo:hi]
+                        for i in range(g.shape[0]):
+                            gp[i] += g[i]
+                mine[1] = l2_range(params, grad, layers, alpha, sw_sum, lo, hi)
+                weight_squares(grad, layers, lo, hi, mine[3:])
+                mine[2] = clip_values(grad[lo:hi], hyper[H_CLIP_VALUE], hyper[H_CLIP_NORM])
+                if hyper[H_CLIP_NORM] > 0.0:
+                    # The norm of the whole gradient, from every part's share.
+                    if barrier(sync, parts):
+                        return -1
+                    sq = 0.0
+                    for q in range(parts):
+                        sq += shared[q, 2]
+                    factor = clip_norm_scale(sq, hyper[H_CLIP_NORM])
+                    if factor != 1.0:
+                        gp = grad[lo:hi]
+                        f = gp.dtype.type(factor)
+                        for i in range(gp.shape[0]):
+                            gp[i] *= f
+                step(params, grad, kind, hyper, state, lo, hi)
+            # The next batch's passes read the weights just updated.
             if barrier(sync, parts):
                 return -1
-            sq = 0.0
-            for q in range(parts):
-                sq += shared[q, 2]
-            factor = clip_norm_scale(sq, hyper[H_CLIP_NORM])
-            if factor != 1.0:
-                gp = grad[lo:hi]
-                f = gp.dtype.type(factor)
-                for i in range(gp.shape[0]):
-                    gp[i] *= f
-            step(params, grad, kind, hyper, state, lo, hi)
             if lead:
                 loss = shared[0, 0]
                 for q in range(1, parts):
@@ -407,10 +427,6 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                         sq += shared[q, 3 + l]
                     norms[e, l] += np.sqrt(sq)
                 n_batches += 1
-            # The next batch's passes read the weights just updated, and the parts write
-            # their rows of ``shared`` again.
-            if barrier(sync, parts):
-                return -1
         stop = False
         if lead:
             losses[e] = total / n
@@ -434,6 +450,10 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
         if stop:
             ran = e + 1
             break
+    # Part 0 may still be reading the last batch's rows of ``shared``, which the probe's
+    # counts overwrite.
+    if parts > 1 and barrier(sync, parts):
+        return -1
     shared[part, 0] = probe_outputs(params, X, probe, layers, parts, part, abufs[part],
                                     tmps[part], stats)
     return ran
