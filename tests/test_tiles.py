@@ -1,4 +1,5 @@
-"""``fastbp._kernels.tiles.product``: the register-blocked product against NumPy, edges included."""
+"""``fastbp._kernels.tiles``: the register-blocked product and transpose against NumPy, edges
+included."""
 import re
 
 import numba
@@ -7,7 +8,7 @@ import pytest
 
 from fastbp import _config
 from fastbp._kernels import tiles
-from fastbp._kernels.tiles import product, tile
+from fastbp._kernels.tiles import product, tile, transpose
 
 from conftest import compiled
 
@@ -34,6 +35,41 @@ def test_product_equals_numpy(dtype, p_transposed, m, n, K):
     tol = 2e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got[:, :n], expected, rtol=tol, atol=tol * max(1, K) ** 0.5)
     assert np.isnan(got[:, n:]).all() and np.isnan(Z[:4]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, n", [(128, 16), (16, 128), (10, 16), (64, 29), (33, 17), (1, 1),
+                                  (7, 3), (32, 32)])
+def test_transpose_equals_numpy(dtype, m, n):
+    # whole register blocks (16 x 16 float32 or 8 x 8 float64 with AVX-512, half that with
+    # AVX2) and the edges around them, from a strided source into a strided destination
+    rng = np.random.default_rng(m * 100 + n)
+    block = rng.standard_normal((m, n)).astype(dtype)
+    lds, ldd = n + 3, m + 2  # gaps in both that must stay untouched
+    S = np.full(5 + m * lds, np.nan, dtype)
+    S[5:].reshape(m, lds)[:, :n] = block
+    D = np.full(2 + n * ldd, np.nan, dtype)
+    compiled(transpose)(m, n, S, 5, lds, D, 2, ldd)
+    got = D[2:].reshape(n, ldd)
+    np.testing.assert_array_equal(got[:, :m], block.T)
+    assert np.isnan(got[:, m:]).all() and np.isnan(D[:2]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features, nb", [(64, 16), (64, 32), (20, 16), (64, 15), (2, 40),
+                                            (17, 33)])
+def test_gather_transposes_the_rows_it_visits(dtype, n_features, nb):
+    # epoch.gather: rows order[start:start + nb] of X into a feature-major block, whole
+    # register blocks (tiles.gather_block) and the edges around them
+    from fastbp._kernels.epoch import gather
+
+    rng = np.random.default_rng(n_features * 100 + nb)
+    X = rng.standard_normal((3 * nb + 5, n_features)).astype(dtype)
+    order = rng.permutation(len(X)).astype(np.int64)
+    A = np.full(n_features * nb + 3, np.nan, dtype)
+    compiled(gather)(X, order, 4, nb, A)
+    np.testing.assert_array_equal(A[:-3].reshape(n_features, nb), X[order[4:4 + nb]].T)
+    assert np.isnan(A[-3:]).all()
 
 
 def test_the_tile_loop_is_marked_not_to_be_unrolled():

@@ -18,7 +18,7 @@ from .activations import backprop_row, bias_activation
 from .batchnorm import normalize_row
 from .blas import N, T, matmul
 from .dropout import apply_row
-from .tiles import product
+from .tiles import product, transpose
 
 
 @njit
@@ -167,10 +167,7 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
         if WITH_TILES and use_tiles(n_in, n_out, nb):
             # dW = A @ D.T, with D transposed first (into tmp, free until the delta) so
             # that the tiles read it along dW's rows.
-            for j in range(n_out):
-                d = D[j * nb:(j + 1) * nb]
-                for b in range(nb):
-                    tmp[b * n_out + j] = d[b]
+            transpose(n_out, nb, D, zero, nb, tmp, zero, n_out)
             product(n_in, n_out, nb, A, zero, np.int64(1), nb, tmp, zero, n_out, grad, w0,
                     n_out)
         else:
