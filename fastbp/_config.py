@@ -85,6 +85,10 @@ BLAS_MIN_WORK = 8192
 #: network on batches of 200 1.3x slower (so the batch limit stays at 64).
 TILE_MAX_WEIGHTS = 16384
 TILE_MAX_BATCH = 64
+#: Values a tile may read past the last column of its right operand (``_kernels.tiles``
+#: loads whole vectors, and discards what lies past the edge): the activation and scratch
+#: buffers carry this many more (``_spec.buffer_sizes``).  One AVX-512 vector of float32.
+TILE_READ_PAST = 16
 
 #: With two or more threads (``network._thread_count``), a minibatch of at least
 #: ``2 * SPLIT_MIN_ROWS`` rows whose work (rows x parameters) is at most ``SPLIT_MAX_WORK`` is

@@ -3,6 +3,7 @@ import functools
 
 import numpy as np
 
+from ._config import TILE_READ_PAST
 from ._kernels.activations import (ELU, GELU, IDENTITY, LEAKY_RELU, LOGISTIC, RELU, SOFTPLUS,
                                   SWISH, TANH)
 from ._kernels.losses import (OUT_IDENTITY, OUT_POISSON, OUT_SIGMOID, OUT_SOFTMAX,
@@ -177,4 +178,6 @@ def buffer_sizes(widths, batch, activation_code=IDENTITY, residual=False, dropou
     if batch_norm:
         n_act += hidden
     scratch = max(int(max(widths)), SCRATCH_PER_SAMPLE) * batch
-    return n_act * batch + (hidden if batch_norm else 0), scratch * (2 if residual else 1)
+    # (and the values past the end a tile may read, _config.TILE_READ_PAST)
+    return (n_act * batch + (hidden if batch_norm else 0) + TILE_READ_PAST,
+            scratch * (2 if residual else 1) + TILE_READ_PAST)

@@ -27,7 +27,9 @@ def test_product_equals_numpy(dtype, p_transposed, m, n, K):
     stored = Pm.T if p_transposed else Pm
     P = np.concatenate([np.full(3, 7.0), stored.ravel()]).astype(dtype)
     sk, si = (m, 1) if p_transposed else (1, K)
-    Qf = np.concatenate([np.full(5, 7.0), Q.ravel()]).astype(dtype)
+    # Q stored after 5 unrelated values, then the values a tile may read past its end
+    Qf = np.concatenate([np.full(5, 7.0), Q.ravel(), np.full(_config.TILE_READ_PAST, 7.0)])
+    Qf = Qf.astype(dtype)
     ldz = n + 2  # rows of Z with a gap that must stay untouched
     Z = np.full(4 + m * ldz, np.nan, dtype)
     compiled(product)(m, n, K, P, 3, sk, si, Qf, 5, n, Z, 4, ldz)

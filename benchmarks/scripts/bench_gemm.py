@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from fastbp._kernels.activations import RELU, bias_activation
 from fastbp._kernels.dense import combine_rows
+from fastbp._config import TILE_READ_PAST
 from fastbp._kernels.tiles import product
 
 
@@ -30,7 +31,7 @@ def loops(W, bias, A, Z, n_in, n_out, nb):
 
 @numba.njit(cache=False)
 def blas(W, bias, A, Z, n_in, n_out, nb):
-    np.dot(W.reshape((n_in, n_out)).T, A.reshape((n_in, nb)), Z.reshape((n_out, nb)))
+    np.dot(W.reshape((n_in, n_out)).T, A[:n_in * nb].reshape((n_in, nb)), Z.reshape((n_out, nb)))
     for j in range(n_out):
         bias_activation(Z[j * nb:(j + 1) * nb], bias[j], RELU, Z[j * nb:(j + 1) * nb])
 
@@ -76,7 +77,8 @@ def main():
                                 (512, 512, 64), (256, 256, 32)]:
             W = rng.standard_normal(n_in * n_out).astype(dtype)
             bias = rng.standard_normal(n_out).astype(dtype)
-            A = rng.standard_normal(n_in * nb).astype(dtype)
+            # (with the values past the end a tile may read, as in the kernels' buffers)
+            A = rng.standard_normal(n_in * nb + TILE_READ_PAST).astype(dtype)
             Z = np.empty(n_out * nb, dtype)
             args = (W, bias, A, Z, n_in, n_out, nb)
             with threadpool_limits(threads):

@@ -6,8 +6,7 @@ operands and starting up than multiplying (about 35 GFLOP/s on one core here, fl
 lanes of one AVX2 or AVX-512 register, see ``VECTOR_BYTES``) through the whole sum over ``k``:
 each step loads ``C`` vectors of ``Q`` and broadcasts ``R`` scalars of ``P``, with no
 packing.  Numba cannot express vector registers, so ``tile`` is written in LLVM IR
-(a Numba intrinsic); ``product`` covers a whole matrix with it and leaves the edges the
-tiles do not cover to BLAS.  Measured in ``benchmarks/scripts/bench_gemm.py``.
+(a Numba intrinsic); ``product`` covers a whole matrix with it, partial tiles on the edges.  Measured in ``benchmarks/scripts/bench_gemm.py``.
 """
 import numpy as np
 from llvmlite import ir
@@ -15,8 +14,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import WIDE_VECTORS, njit
-from .blas import N, T, matmul
+from .._config import TILE_READ_PAST, WIDE_VECTORS, njit
 
 #: Vector bytes (``V`` = lanes: 8 or 16 float32), rows of a tile (broadcast scalars) and
 #: vectors per row.  AVX2: 4 x 2 vectors of 32 bytes, 8 of its 16 registers holding sums.
@@ -49,23 +47,13 @@ def _no_unroll(module):
     return _LoopID(module, [prop], name=str(len(module.metadata)))
 
 
-@intrinsic
-def tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K):
-    """``Z[z0 + r ldz + c] = sum_k P[p0 + k sk + r si] * Q[q0 + k ldq + c]`` for ``r < R``,
-    ``c < C V``, ``k < K`` (``K`` >= 1; 1-D arrays of one float dtype, int64 offsets)."""
-    if not all(isinstance(x, types.Array) and x.ndim == 1 for x in (P, Q, Z)):
-        return None
-    dtype = Z.dtype
-    if dtype not in (types.float32, types.float64) or P.dtype != dtype or Q.dtype != dtype:
-        return None
-    if not all(isinstance(x, types.Integer) for x in (p0, sk, si, q0, ldq, z0, ldz, K)):
-        return None
-    sig = types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K)
-
+def _tile_codegen(dtype, partial):
+    """Codegen of ``tile`` (``partial`` False) or ``edge_tile`` (True): an ``R x C V`` block
+    of the product summed in ``R * C`` vector registers (see ``tile``)."""
     def codegen(context, builder, sig, args):
-        P_v, p0_v, sk_v, si_v, Q_v, q0_v, ldq_v, Z_v, z0_v, ldz_v, K_v = [
-            context.cast(builder, v, t, types.int64) if isinstance(t, types.Integer) else v
-            for v, t in zip(args, sig.args)]
+        values = [context.cast(builder, v, t, types.int64) if isinstance(t, types.Integer)
+                  else v for v, t in zip(args, sig.args)]
+        P_v, p0_v, sk_v, si_v, Q_v, q0_v, ldq_v, Z_v, z0_v, ldz_v, K_v = values[:11]
         fty = context.get_value_type(dtype)
         lanes = VECTOR_BYTES // (4 if dtype == types.float32 else 8)
         vty = ir.VectorType(fty, lanes)
@@ -82,6 +70,12 @@ def tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K):
         pp = base(sig.args[0], P_v, p0_v)
         qp = base(sig.args[4], Q_v, q0_v)
         zp = base(sig.args[7], Z_v, z0_v)
+        if partial:
+            # Row r of P, or past ``rows`` the last valid one (once, outside the loop).
+            rows_v, cols_v = values[11:]
+            last = builder.sub(rows_v, const(1))
+            p_row = [builder.mul(builder.select(builder.icmp_signed("<", const(r), rows_v),
+                                                const(r), last), si_v) for r in range(R)]
         zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * lanes)
         undef = ir.Constant(vty, ir.Undefined)
         splat = ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes)
@@ -103,7 +97,8 @@ def tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K):
         pk = builder.gep(pp, [builder.mul(k, sk_v)])
         nxt = []
         for r in range(R):
-            s = builder.load(builder.gep(pk, [builder.mul(const(r), si_v)]))
+            offset = p_row[r] if partial else builder.mul(const(r), si_v)
+            s = builder.load(builder.gep(pk, [offset]))
             b = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(_I32, 0)),
                                        undef, splat)
             nxt.append([builder.call(fma, [b, q[c], acc[r][c]]) for c in range(C)])
@@ -118,12 +113,60 @@ def tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K):
         builder.position_at_end(done)
         for r in range(R):
             zr = builder.gep(zp, [builder.mul(const(r), ldz_v)])
-            for c in range(C):
-                builder.store(nxt[r][c], builder.bitcast(builder.gep(zr, [const(c * lanes)]),
-                                                         vty.as_pointer()), align=1)
+            if not partial:
+                for c in range(C):
+                    builder.store(nxt[r][c], builder.bitcast(
+                        builder.gep(zr, [const(c * lanes)]), vty.as_pointer()), align=1)
+                continue
+            # The valid rows and columns only, one value at a time.
+            with builder.if_then(builder.icmp_signed("<", const(r), rows_v)):
+                for c in range(C):
+                    for l in range(lanes):
+                        col = c * lanes + l
+                        with builder.if_then(builder.icmp_signed("<", const(col), cols_v)):
+                            builder.store(builder.extract_element(nxt[r][c], ir.Constant(_I32, l)),
+                                          builder.gep(zr, [const(col)]))
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+def _tile_types(P, Q, Z, integers):
+    """The float dtype of a tile's arrays, or None when the arguments do not fit."""
+    if not all(isinstance(x, types.Array) and x.ndim == 1 for x in (P, Q, Z)):
+        return None
+    dtype = Z.dtype
+    if dtype not in (types.float32, types.float64) or P.dtype != dtype or Q.dtype != dtype:
+        return None
+    if not all(isinstance(x, types.Integer) for x in integers):
+        return None
+    return dtype
+
+
+@intrinsic
+def tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K):
+    """``Z[z0 + r ldz + c] = sum_k P[p0 + k sk + r si] * Q[q0 + k ldq + c]`` for ``r < R``,
+    ``c < C V``, ``k < K`` (``K`` >= 1; 1-D arrays of one float dtype, int64 offsets)."""
+    dtype = _tile_types(P, Q, Z, (p0, sk, si, q0, ldq, z0, ldz, K))
+    if dtype is None:
+        return None
+    return types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K), _tile_codegen(dtype, False)
+
+
+@intrinsic
+def edge_tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, rows, cols):
+    """``tile`` for ``r < rows`` and ``c < cols`` only (``1 <= rows <= R``,
+    ``1 <= cols <= C V``): the sums run over a whole tile, rows past ``rows`` repeating the
+    last one (``P`` is read only where it is valid) and not stored; ``Q`` is read in whole
+    vectors, up to ``C V - 1`` values past column ``cols`` (the caller keeps that much
+    readable: see ``product``), and only the first ``cols`` columns are stored, one value at
+    a time.  (A separate intrinsic: the row clamps and the checks cost a whole tile about
+    20% at ``K`` = 16.)"""
+    dtype = _tile_types(P, Q, Z, (p0, sk, si, q0, ldq, z0, ldz, K, rows, cols))
+    if dtype is None:
+        return None
+    return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, rows, cols),
+            _tile_codegen(dtype, True))
 
 
 @njit
@@ -131,27 +174,25 @@ def product(m, n, K, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz):
     """``Z[z0 + i ldz + b] = sum_k P[p0 + k sk + i si] * Q[q0 + k ldq + b]`` for ``i < m``,
     ``b < n``, ``k < K``: a row-major ``m x n`` product whose right operand ``Q`` (``K x n``)
     has unit stride along ``b`` and whose left one is ``P`` (``m x K``, ``sk`` = 1) or its
-    transpose (``K x m``, ``si`` = 1).  Whole tiles go through ``tile``, the edges through
-    BLAS (``matmul``)."""
+    transpose (``K x m``, ``si`` = 1), all in tiles, the edges in partial ones.
+
+    ``Q`` must stay readable for ``TILE_READ_PAST`` values past ``Q[q0 + (K - 1) ldq + n - 1]``
+    (a tile loads whole vectors; what it reads past ``n`` is not used).  Partial tiles
+    (``edge_tile``) replaced BLAS calls on the edges: the ``small`` workload's 10-wide output layer made
+    two of them a batch, 0.27 and 0.38 us against 0.15 for a whole tile."""
     width = C * (VECTOR_BYTES // Z.itemsize)
     m_full = m - m % R
     n_full = n - n % width
     for i in range(0, m_full, R):
         for b in range(0, n_full, width):
             tile(P, p0 + i * si, sk, si, Q, q0 + b, ldq, Z, z0 + i * ldz + b, ldz, K)
-    # (np.int64: a literal flag would compile matmul once more, see epoch._RUNTIME)
-    tq = np.int64(N)
-    # P's layout by its strides: m x K row-major (sk = 1, rows si >= K apart), else its
-    # transpose (si = 1, rows sk >= m apart).  Both strides are 1 when K or m is 1 (a batch
-    # of one sample): tested the other way round, a K = 1 product went to BLAS with a
-    # leading dimension below m, which OpenBLAS refused, leaving the edges unwritten.
-    tp, ldp = (np.int64(N), si) if sk == 1 and si >= K else (np.int64(T), sk)
-    if n_full < n and m_full > 0:  # the last columns of every row tile
-        matmul(tp, tq, m_full, n - n_full, K, 1.0, P, p0, ldp, Q, q0 + n_full, ldq, 0.0, Z,
-               z0 + n_full, ldz)
-    if m_full < m:  # the last rows, whole
-        matmul(tp, tq, m - m_full, n, K, 1.0, P, p0 + m_full * si, ldp, Q, q0, ldq, 0.0, Z,
-               z0 + m_full * ldz, ldz)
+        if n_full < n:
+            edge_tile(P, p0 + i * si, sk, si, Q, q0 + n_full, ldq, Z, z0 + i * ldz + n_full,
+                      ldz, K, R, n - n_full)
+    if m_full < m:
+        for b in range(0, n, width):
+            edge_tile(P, p0 + m_full * si, sk, si, Q, q0 + b, ldq, Z, z0 + m_full * ldz + b,
+                      ldz, K, m - m_full, min(width, n - b))
 
 
 def _transpose_rows(builder, rows, lanes):
