@@ -40,6 +40,30 @@ def test_product_equals_numpy(dtype, p_transposed, m, n, K):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", ["bias", "bias_relu"])
+@pytest.mark.parametrize("m, n, K", [(8, 16, 64), (10, 29, 7), (3, 5, 2), (128, 32, 64)])
+def test_the_epilogue_adds_the_bias_and_applies_the_relu(dtype, act, m, n, K):
+    # dense.finish_rows's arithmetic in the tiles' stores: row i + B[b0 + i], then
+    # max(x, 0) as Numba's max takes it (NaN stays NaN), whole and partial tiles
+    rng = np.random.default_rng(m + n + K)
+    Pm, Q = rng.standard_normal((m, K)), rng.standard_normal((K, n))
+    Q[0, 0] = np.nan  # column 0 of every row: NaN, which the ReLU must not hide
+    bias = rng.standard_normal(m)
+    expected = Pm @ Q + bias[:, None]
+    if act == "bias_relu":
+        expected = np.where(0 > expected, 0.0, expected)
+    P = Pm.ravel().astype(dtype)
+    Qf = np.concatenate([Q.ravel(), np.zeros(_config.TILE_READ_PAST)]).astype(dtype)
+    B = np.concatenate([np.full(2, 7.0), bias]).astype(dtype)
+    Z = np.full(m * n, 7.0, dtype)
+    code = tiles.BIAS_RELU if act == "bias_relu" else tiles.BIAS
+    compiled(tiles.product_epilogue)(m, n, K, P, 0, 1, K, Qf, 0, n, Z, 0, n, B, 2, code)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(Z.reshape(m, n), expected, rtol=tol, atol=tol * K ** 0.5)
+    assert np.isnan(Z.reshape(m, n)[:, 0]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, n", [(128, 16), (16, 128), (10, 16), (64, 29), (33, 17), (1, 1),
                                   (7, 3), (32, 32)])
 def test_transpose_equals_numpy(dtype, m, n):

@@ -47,13 +47,18 @@ def _no_unroll(module):
     return _LoopID(module, [prop], name=str(len(module.metadata)))
 
 
-def _tile_codegen(dtype, partial):
-    """Codegen of ``tile`` (``partial`` False) or ``edge_tile`` (True): an ``R x C V`` block
-    of the product summed in ``R * C`` vector registers (see ``tile``)."""
+def _tile_codegen(dtype, partial, epilogue):
+    """Codegen of ``tile`` (``partial`` False) or ``edge_tile`` (True), with the arguments of
+    an epilogue or without (``epilogue``): an ``R x C V`` block of the product summed in
+    ``R * C`` vector registers (see ``tile``)."""
     def codegen(context, builder, sig, args):
         values = [context.cast(builder, v, t, types.int64) if isinstance(t, types.Integer)
                   else v for v, t in zip(args, sig.args)]
         P_v, p0_v, sk_v, si_v, Q_v, q0_v, ldq_v, Z_v, z0_v, ldz_v, K_v = values[:11]
+        rest = values[11:]
+        if epilogue:
+            B_v, b0_v, act_v = rest[:3]
+            rest = rest[3:]
         fty = context.get_value_type(dtype)
         lanes = VECTOR_BYTES // (4 if dtype == types.float32 else 8)
         vty = ir.VectorType(fty, lanes)
@@ -72,10 +77,13 @@ def _tile_codegen(dtype, partial):
         zp = base(sig.args[7], Z_v, z0_v)
         if partial:
             # Row r of P, or past ``rows`` the last valid one (once, outside the loop).
-            rows_v, cols_v = values[11:]
+            rows_v, cols_v = rest
             last = builder.sub(rows_v, const(1))
-            p_row = [builder.mul(builder.select(builder.icmp_signed("<", const(r), rows_v),
-                                                const(r), last), si_v) for r in range(R)]
+            row_index = [builder.select(builder.icmp_signed("<", const(r), rows_v), const(r),
+                                        last) for r in range(R)]
+            p_row = [builder.mul(v, si_v) for v in row_index]
+        else:
+            row_index = [const(r) for r in range(R)]
         zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * lanes)
         undef = ir.Constant(vty, ir.Undefined)
         splat = ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes)
@@ -111,6 +119,9 @@ def _tile_codegen(dtype, partial):
         br.set_metadata("llvm.loop", _no_unroll(builder.module))
 
         builder.position_at_end(done)
+        if epilogue:
+            nxt = _bias_activation(context, builder, sig, nxt, B_v, b0_v, act_v, row_index,
+                                   vty)
         for r in range(R):
             zr = builder.gep(zp, [builder.mul(const(r), ldz_v)])
             if not partial:
@@ -131,26 +142,68 @@ def _tile_codegen(dtype, partial):
     return codegen
 
 
-def _tile_types(P, Q, Z, integers):
+def _bias_activation(context, builder, sig, sums, B_v, b0_v, act_v, row, vty):
+    """A tile's sums ``sums[r][c]`` after ``act`` (``BIAS`` or ``BIAS_RELU``):
+    row ``r`` plus ``B[b0 + row[r]]``, then ``max(x, 0)`` as Numba's ``max`` takes it
+    (``0 > x ? 0 : x``: NaN stays NaN).  The same arithmetic as ``dense.finish_rows`` after
+    the product, without a second pass over the block."""
+    bp = builder.gep(context.make_array(sig.args[11])(context, builder, B_v).data, [b0_v])
+    zero = ir.Constant(vty, [ir.Constant(vty.element, 0.0)] * vty.count)
+    relu = builder.icmp_signed("==", act_v, ir.Constant(_I64, BIAS_RELU))
+    undef = ir.Constant(vty, ir.Undefined)
+    splat = ir.Constant(ir.VectorType(_I32, vty.count), [0] * vty.count)
+    done = []
+    for r, row_sums in enumerate(sums):
+        b = builder.load(builder.gep(bp, [row[r]]))
+        bv = builder.shuffle_vector(builder.insert_element(undef, b, ir.Constant(_I32, 0)),
+                                    undef, splat)
+        out = []
+        for v in row_sums:
+            x = builder.fadd(v, bv)
+            cut = builder.select(builder.fcmp_ordered(">", zero, x), zero, x)
+            out.append(builder.select(relu, cut, x))
+        done.append(out)
+    return done
+
+
+def _tile_types(P, Q, Z, integers, B):
     """The float dtype of a tile's arrays, or None when the arguments do not fit."""
-    if not all(isinstance(x, types.Array) and x.ndim == 1 for x in (P, Q, Z)):
+    if not all(isinstance(x, types.Array) and x.ndim == 1 for x in (P, Q, Z, B)):
         return None
     dtype = Z.dtype
-    if dtype not in (types.float32, types.float64) or P.dtype != dtype or Q.dtype != dtype:
+    if dtype not in (types.float32, types.float64) or any(x.dtype != dtype for x in (P, Q, B)):
         return None
     if not all(isinstance(x, types.Integer) for x in integers):
         return None
     return dtype
 
 
+#: What ``tile_bias`` does to its sums before it stores them (``act``): add the bias
+#: ``B[b0 + r]`` to row ``r``; add it and apply the ReLU.
+BIAS, BIAS_RELU = 1, 2
+
+
 @intrinsic
 def tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K):
     """``Z[z0 + r ldz + c] = sum_k P[p0 + k sk + r si] * Q[q0 + k ldq + c]`` for ``r < R``,
     ``c < C V``, ``k < K`` (``K`` >= 1; 1-D arrays of one float dtype, int64 offsets)."""
-    dtype = _tile_types(P, Q, Z, (p0, sk, si, q0, ldq, z0, ldz, K))
+    dtype = _tile_types(P, Q, Z, (p0, sk, si, q0, ldq, z0, ldz, K), P)
     if dtype is None:
         return None
-    return types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K), _tile_codegen(dtype, False)
+    return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K),
+            _tile_codegen(dtype, False, False))
+
+
+@intrinsic
+def tile_bias(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, B, b0, act):
+    """``tile``, then the epilogue ``act`` (``BIAS`` or ``BIAS_RELU``) with the biases
+    ``B[b0:]``.  (Separate intrinsics: a tile with the epilogue's arguments but none to
+    apply ran 10-30% slower, its loop short of registers for its row addresses.)"""
+    dtype = _tile_types(P, Q, Z, (p0, sk, si, q0, ldq, z0, ldz, K, b0, act), B)
+    if dtype is None:
+        return None
+    return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, B, b0, act),
+            _tile_codegen(dtype, False, True))
 
 
 @intrinsic
@@ -162,11 +215,22 @@ def edge_tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, rows, cols):
     readable: see ``product``), and only the first ``cols`` columns are stored, one value at
     a time.  (A separate intrinsic: the row clamps and the checks cost a whole tile about
     20% at ``K`` = 16.)"""
-    dtype = _tile_types(P, Q, Z, (p0, sk, si, q0, ldq, z0, ldz, K, rows, cols))
+    dtype = _tile_types(P, Q, Z, (p0, sk, si, q0, ldq, z0, ldz, K, rows, cols), P)
     if dtype is None:
         return None
     return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, rows, cols),
-            _tile_codegen(dtype, True))
+            _tile_codegen(dtype, True, False))
+
+
+@intrinsic
+def edge_tile_bias(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, B, b0, act, rows,
+                   cols):
+    """``edge_tile`` with ``tile_bias``'s epilogue."""
+    dtype = _tile_types(P, Q, Z, (p0, sk, si, q0, ldq, z0, ldz, K, b0, act, rows, cols), B)
+    if dtype is None:
+        return None
+    return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, B, b0, act, rows, cols),
+            _tile_codegen(dtype, True, True))
 
 
 @njit
@@ -176,10 +240,11 @@ def product(m, n, K, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz):
     has unit stride along ``b`` and whose left one is ``P`` (``m x K``, ``sk`` = 1) or its
     transpose (``K x m``, ``si`` = 1), all in tiles, the edges in partial ones.
 
-    ``Q`` must stay readable for ``TILE_READ_PAST`` values past ``Q[q0 + (K - 1) ldq + n - 1]``
-    (a tile loads whole vectors; what it reads past ``n`` is not used).  Partial tiles
-    (``edge_tile``) replaced BLAS calls on the edges: the ``small`` workload's 10-wide output layer made
-    two of them a batch, 0.27 and 0.38 us against 0.15 for a whole tile."""
+    ``Q`` must stay readable for ``TILE_READ_PAST`` values past
+    ``Q[q0 + (K - 1) ldq + n - 1]`` (a tile loads whole vectors; what it reads past ``n`` is
+    not used).  Partial tiles (``edge_tile``) replaced BLAS calls on the edges: the ``small``
+    workload's 10-wide output layer made two of them a batch, 0.27 and 0.38 us against
+    0.17 and 0.23 with partial tiles."""
     width = C * (VECTOR_BYTES // Z.itemsize)
     m_full = m - m % R
     n_full = n - n % width
@@ -193,6 +258,27 @@ def product(m, n, K, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz):
         for b in range(0, n, width):
             edge_tile(P, p0 + m_full * si, sk, si, Q, q0 + b, ldq, Z, z0 + m_full * ldz + b,
                       ldz, K, m - m_full, min(width, n - b))
+
+
+@njit
+def product_epilogue(m, n, K, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, B, b0, act):
+    """``product``, then row ``i`` of ``Z`` plus ``B[b0 + i]``, and the ReLU when ``act`` is
+    ``BIAS_RELU``, in the tiles' stores (``tile_bias``)."""
+    width = C * (VECTOR_BYTES // Z.itemsize)
+    m_full = m - m % R
+    n_full = n - n % width
+    for i in range(0, m_full, R):
+        for b in range(0, n_full, width):
+            tile_bias(P, p0 + i * si, sk, si, Q, q0 + b, ldq, Z, z0 + i * ldz + b, ldz, K, B,
+                      b0 + i, act)
+        if n_full < n:
+            edge_tile_bias(P, p0 + i * si, sk, si, Q, q0 + n_full, ldq, Z,
+                           z0 + i * ldz + n_full, ldz, K, B, b0 + i, act, R, n - n_full)
+    if m_full < m:
+        for b in range(0, n, width):
+            edge_tile_bias(P, p0 + m_full * si, sk, si, Q, q0 + b, ldq, Z,
+                           z0 + m_full * ldz + b, ldz, K, B, b0 + m_full, act, m - m_full,
+                           min(width, n - b))
 
 
 def _transpose_rows(builder, rows, lanes):
