@@ -960,10 +960,9 @@ class _Trainer:
         rows = batch if self.parts == 1 else max(-(-batch // self.parts),
                                                  2 * _config.SPLIT_MIN_ROWS)
         abuf_len, tmp_len = net._buffer_sizes(rows)
-        # Whether a slice calls BLAS (past the loops' line a layer takes BLAS or the tiles,
-        # which leave their edges to BLAS; the line rises with the rows, at most ``rows``).
+        # Whether a slice calls BLAS (a slice has at most ``rows`` rows; see _calls_blas).
         self.slices_call_blas = self.parts > 1 and any(
-            _past_loops(n_in, n_out, rows) for n_in, n_out in zip(net.layers[:-1], net.layers[1:]))
+            _calls_blas(n_in, n_out, rows) for n_in, n_out in zip(net.layers[:-1], net.layers[1:]))
         self.abufs = np.empty((self.parts, abuf_len), dtype=net.dtype)
         self.tmps = np.empty((self.parts, tmp_len), dtype=net.dtype)
         self.grad = np.empty_like(net._params)
@@ -1060,6 +1059,15 @@ def _past_loops(n_in, n_out, nb):
     fused loops."""
     return (min(n_in, n_out) >= _config.BLAS_MIN_WIDTH
             and n_in * n_out * nb >= _config.BLAS_MIN_WORK)
+
+
+def _calls_blas(n_in, n_out, nb):
+    """Whether a layer goes through BLAS on some batch of at most ``nb`` rows: past the
+    loops' line (which rises with the rows) and not to the tiles, which take layers of at
+    most ``TILE_MAX_WEIGHTS`` weights on batches of at most ``TILE_MAX_BATCH`` rows
+    (``_kernels.dense.use_blas``; the tiles cover their own edges)."""
+    return _past_loops(n_in, n_out, nb) and (n_in * n_out > _config.TILE_MAX_WEIGHTS
+                                             or nb > _config.TILE_MAX_BATCH)
 
 
 def _split_parts(net, batch, call_rows=None):

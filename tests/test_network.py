@@ -293,10 +293,14 @@ def test_a_part_keeps_its_cpu_when_free_else_takes_the_first_free(monkeypatch):
 def test_blas_is_single_threaded_only_while_slices_call_it():
     from threadpoolctl import threadpool_info
 
-    from fastbp._kernels.dense import past_loops
+    from fastbp._kernels.dense import past_loops, use_blas
 
     for n_in, n_out, nb in itertools.product([1, 4, 8, 16, 100], [1, 7, 8, 64], [1, 16, 64, 200]):
         assert network._past_loops(n_in, n_out, nb) == compiled(past_loops)(n_in, n_out, nb)
+    for n_in, n_out, nb in itertools.product([8, 64, 200], [8, 64, 200], [16, 64, 65, 200]):
+        # (BLAS on some batch of at most nb rows: a slice, or the last, shorter one)
+        assert network._calls_blas(n_in, n_out, nb) == any(
+            compiled(use_blas)(n_in, n_out, rows) for rows in range(1, nb + 1)), (n_in, n_out, nb)
     from fastbp._kernels import blas as kernel_blas
 
     X, y = make_data(128, 2, 1, "sigmoid", seed=4)
@@ -310,7 +314,9 @@ def test_blas_is_single_threaded_only_while_slices_call_it():
         return [i["num_threads"] for i in threadpool_info() if i["filepath"] in blas]
 
     before = threads()
-    for layers, single in (([2, 10, 1], False), ([2, 64, 64, 1], True)):  # loops; tiles
+    # loops; tiles (which cover their own edges); BLAS (more weights than the tiles take)
+    for layers, single in (([2, 10, 1], False), ([2, 64, 64, 1], False),
+                           ([2, 256, 256, 1], True)):
         seen = []
         net = fastbp.Network(layers, output="sigmoid", dtype=np.float64, random_state=0)
         net.fit(X, y, epochs=1, batch_size=64, n_threads=2,
