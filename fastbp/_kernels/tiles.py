@@ -6,15 +6,18 @@ operands and starting up than multiplying (about 35 GFLOP/s on one core here, fl
 lanes of one AVX2 or AVX-512 register, see ``VECTOR_BYTES``) through the whole sum over ``k``:
 each step loads ``C`` vectors of ``Q`` and broadcasts ``R`` scalars of ``P``, with no
 packing.  Numba cannot express vector registers, so ``tile`` is written in LLVM IR
-(a Numba intrinsic); ``product`` covers a whole matrix with it, partial tiles on the edges.  Measured in ``benchmarks/scripts/bench_gemm.py``.
+(a Numba intrinsic); ``product`` covers a whole matrix with it, partial tiles
+(``edge_tile``) on the edges, and ``product_epilogue`` adds the bias and the ReLU as the
+tiles store (``tile_bias``).  Measured in ``benchmarks/scripts/bench_gemm.py``.  The
+same registers transpose blocks (``transpose``, ``gather_block``), for the weight
+gradients' deltas and the gathered batch.
 """
-import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import TILE_READ_PAST, WIDE_VECTORS, njit
+from .._config import WIDE_VECTORS, njit
 
 #: Vector bytes (``V`` = lanes: 8 or 16 float32), rows of a tile (broadcast scalars) and
 #: vectors per row.  AVX2: 4 x 2 vectors of 32 bytes, 8 of its 16 registers holding sums.
