@@ -50,13 +50,26 @@ def _no_unroll(module):
     return _LoopID(module, [prop], name=str(len(module.metadata)))
 
 
+def _int64_values(context, builder, sig, args):
+    """An intrinsic's arguments, its integers cast to int64."""
+    return [context.cast(builder, v, t, types.int64) if isinstance(t, types.Integer) else v
+            for v, t in zip(args, sig.args)]
+
+
+def _splat(builder, scalar, vty):
+    """A vector of type ``vty`` holding ``scalar`` in every lane."""
+    undef = ir.Constant(vty, ir.Undefined)
+    first = builder.insert_element(undef, scalar, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(first, undef,
+                                  ir.Constant(ir.VectorType(_I32, vty.count), [0] * vty.count))
+
+
 def _tile_codegen(dtype, partial, epilogue):
     """Codegen of ``tile`` (``partial`` False) or ``edge_tile`` (True), with the arguments of
     an epilogue or without (``epilogue``): an ``R x C V`` block of the product summed in
     ``R * C`` vector registers (see ``tile``)."""
     def codegen(context, builder, sig, args):
-        values = [context.cast(builder, v, t, types.int64) if isinstance(t, types.Integer)
-                  else v for v, t in zip(args, sig.args)]
+        values = _int64_values(context, builder, sig, args)
         P_v, p0_v, sk_v, si_v, Q_v, q0_v, ldq_v, Z_v, z0_v, ldz_v, K_v = values[:11]
         rest = values[11:]
         if epilogue:
@@ -88,8 +101,6 @@ def _tile_codegen(dtype, partial, epilogue):
         else:
             row_index = [const(r) for r in range(R)]
         zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * lanes)
-        undef = ir.Constant(vty, ir.Undefined)
-        splat = ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes)
         entry = builder.basic_block
         loop = builder.append_basic_block("tile.loop")
         done = builder.append_basic_block("tile.done")
@@ -109,9 +120,7 @@ def _tile_codegen(dtype, partial, epilogue):
         nxt = []
         for r in range(R):
             offset = p_row[r] if partial else builder.mul(const(r), si_v)
-            s = builder.load(builder.gep(pk, [offset]))
-            b = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(_I32, 0)),
-                                       undef, splat)
+            b = _splat(builder, builder.load(builder.gep(pk, [offset])), vty)
             nxt.append([builder.call(fma, [b, q[c], acc[r][c]]) for c in range(C)])
         k1 = builder.add(k, const(1))
         k.add_incoming(k1, loop)
@@ -153,13 +162,9 @@ def _bias_activation(context, builder, sig, sums, B_v, b0_v, act_v, row, vty):
     bp = builder.gep(context.make_array(sig.args[11])(context, builder, B_v).data, [b0_v])
     zero = ir.Constant(vty, [ir.Constant(vty.element, 0.0)] * vty.count)
     relu = builder.icmp_signed("==", act_v, ir.Constant(_I64, BIAS_RELU))
-    undef = ir.Constant(vty, ir.Undefined)
-    splat = ir.Constant(ir.VectorType(_I32, vty.count), [0] * vty.count)
     done = []
     for r, row_sums in enumerate(sums):
-        b = builder.load(builder.gep(bp, [row[r]]))
-        bv = builder.shuffle_vector(builder.insert_element(undef, b, ir.Constant(_I32, 0)),
-                                    undef, splat)
+        bv = _splat(builder, builder.load(builder.gep(bp, [row[r]])), vty)
         out = []
         for v in row_sums:
             x = builder.fadd(v, bv)
@@ -169,14 +174,20 @@ def _bias_activation(context, builder, sig, sums, B_v, b0_v, act_v, row, vty):
     return done
 
 
+def _float_arrays(*arrays):
+    """The dtype shared by these 1-D float32 or float64 arrays, or None."""
+    if not all(isinstance(x, types.Array) and x.ndim == 1 for x in arrays):
+        return None
+    dtype = arrays[0].dtype
+    if dtype not in (types.float32, types.float64) or any(x.dtype != dtype for x in arrays):
+        return None
+    return dtype
+
+
 def _tile_types(P, Q, Z, integers, B):
     """The float dtype of a tile's arrays, or None when the arguments do not fit."""
-    if not all(isinstance(x, types.Array) and x.ndim == 1 for x in (P, Q, Z, B)):
-        return None
-    dtype = Z.dtype
-    if dtype not in (types.float32, types.float64) or any(x.dtype != dtype for x in (P, Q, B)):
-        return None
-    if not all(isinstance(x, types.Integer) for x in integers):
+    dtype = _float_arrays(Z, P, Q, B)
+    if dtype is None or not all(isinstance(x, types.Integer) for x in integers):
         return None
     return dtype
 
@@ -307,11 +318,10 @@ def _transpose_rows(builder, rows, lanes):
 
 def _block_codegen(dtype, row_offset):
     """Codegen of a ``V x V`` register transpose whose source row ``r`` starts at
-    ``row_offset(builder, r, args)`` in ``S`` (the first argument); ``D``, ``d0``, ``ldd``
-    are the last three."""
+    ``row_offset(builder, context, sig, values, r)`` in ``S`` (the first argument; ``values``:
+    the arguments, integers as int64); ``D``, ``d0``, ``ldd`` are the last three."""
     def codegen(context, builder, sig, args):
-        values = [context.cast(builder, v, t, types.int64) if isinstance(t, types.Integer)
-                  else v for v, t in zip(args, sig.args)]
+        values = _int64_values(context, builder, sig, args)
         lanes = VECTOR_BYTES // (4 if dtype == types.float32 else 8)
         vty = ir.VectorType(context.get_value_type(dtype), lanes)
 
@@ -329,16 +339,6 @@ def _block_codegen(dtype, row_offset):
         return context.get_dummy_value()
 
     return codegen
-
-
-def _float_arrays(*arrays):
-    """The dtype shared by these 1-D float32 or float64 arrays, or None."""
-    if not all(isinstance(x, types.Array) and x.ndim == 1 for x in arrays):
-        return None
-    dtype = arrays[0].dtype
-    if dtype not in (types.float32, types.float64) or any(x.dtype != dtype for x in arrays):
-        return None
-    return dtype
 
 
 @intrinsic
