@@ -109,6 +109,32 @@ def test_kernel_paths_match_reference(path, dtype, activation, threads):
         net.forward(X), reference.predict(coefs, intercepts, Xr, activation, "softmax"), atol=tol)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blas_adds_its_weight_gradients_into_zeros_the_call_sets(monkeypatch, threads):
+    # Plain SGD leaves zeros in the gradient buffers for BLAS to add into (beta = 1, see
+    # optimizers.sgd_update); a call must not rely on what an earlier one, perhaps
+    # stopped halfway through a batch, left there.
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    shape, batch, _ = PATHS["mixed"]
+
+    def soiled(real, *args):
+        args[12][:] = np.nan  # (run_epochs' ``grad`` and ``grads``)
+        args[14][:] = np.nan
+        return real(*args)
+
+    _wrap_run_epochs(monkeypatch, soiled)
+    net = fastbp.Network(shape, activation="relu", output="softmax", dtype=np.float64,
+                         random_state=2)
+    X, y = make_data(3 * batch + 5, shape[0], shape[-1], "softmax", seed=1)
+    coefs, intercepts, _ = reference_fit(net, X, targets_2d(y, shape[-1], "softmax"), 2, batch,
+                                         0.1, [np.arange(len(X))] * 2)
+    for _ in range(2):  # one call an epoch
+        net.fit(X, y, epochs=1, batch_size=batch, learning_rate=0.1, shuffle=False,
+                n_threads=threads, warm_start=True)
+    for W, W_ref in zip(net.coefs_ + net.intercepts_, coefs + intercepts):
+        np.testing.assert_allclose(W, W_ref, rtol=0, atol=1e-10)
+
+
 def test_batches_are_cut_only_where_the_whole_batch_is_not_needed():
     # Batch normalization needs the whole batch's statistics, dropout its positions; a
     # batch of large layers goes to OpenBLAS's own threads instead (see _config).

@@ -48,6 +48,14 @@ def use_tiles(n_in, n_out, nb):
 
 
 @njit
+def blas_on_some_batch(n_in, n_out, nb):
+    """Whether a layer goes through BLAS on some batch of at most ``nb`` rows (``use_blas``
+    and, with the tiles not compiled, every layer past the loops; ``network._calls_blas``)."""
+    return past_loops(n_in, n_out, nb) and (not WITH_TILES or n_in * n_out > TILE_MAX_WEIGHTS
+                                            or nb > TILE_MAX_BATCH)
+
+
+@njit
 def combine_rows(out, W, first, stride, count, rows, nb):
     """``out = sum_k W[first + k * stride] * rows[k]`` over the ``count`` rows of a flat ``(count, nb)`` block.
 
@@ -139,17 +147,18 @@ def bias_gradient(grad, b0, n_out, D, nb):
 
 
 @njit
-def blas_weight_gradient(grad, w0, n_in, n_out, A, ia, a_rows, D, nb):
+def blas_weight_gradient(grad, w0, n_in, n_out, A, ia, a_rows, D, nb, add):
     """dW = A @ D.T through BLAS, into ``grad[w0:]``, for the input block at ``A[ia:]`` (see
-    the module's docstring for ``a_rows``)."""
+    the module's docstring for ``a_rows``); with ``add``, added to what ``grad`` holds there
+    (zeros left by ``optimizers.sgd_update``: BLAS then skips its pass zeroing the output)."""
     tn, zero = _runtime()
     matmul(tn[1] if a_rows else tn[0], tn[1], n_in, n_out, nb, 1.0, A, ia,
-           n_in if a_rows else nb, D, zero, nb, 0.0, grad, w0, n_out)
+           n_in if a_rows else nb, D, zero, nb, 1.0 if add else 0.0, grad, w0, n_out)
 
 
 @njit
 def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, propagate, P,
-                   carry, add_carry, save_carry, drop, seed, l_in):
+                   carry, add_carry, save_carry, drop, seed, l_in, add_grad):
     """Gradients of one layer from its output delta ``D`` (flat ``(n_out, nb)``).
 
     Writes dW = A @ D.T and db = D summed over the batch into ``grad`` (not db when
@@ -163,7 +172,8 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
     ``seed``.  The derivative of
     activation ``code_in`` is taken from ``P``: the activation's output, or its input
     for ``keeps_pre`` codes (``P`` is ``A`` itself when nothing else was kept).  ``tmp``
-    is scratch of at least ``n_in * nb``.
+    is scratch of at least ``n_in * nb``.  ``add_grad``: BLAS adds dW into ``grad``
+    (``blas_weight_gradient``'s ``add``).
     """
     zero = D.dtype.type(0)
     W = params[w0:w0 + n_in * n_out]
@@ -179,7 +189,8 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
             product(n_in, n_out, nb, A, zero, np.int64(1), nb, tmp, zero, n_out, grad, w0,
                     n_out)
         else:
-            blas_weight_gradient(grad, w0, n_in, n_out, A, zero, np.bool_(False), D, nb)
+            blas_weight_gradient(grad, w0, n_in, n_out, A, zero, np.bool_(False), D, nb,
+                                 add_grad)
         if propagate:
             if WITH_TILES and use_tiles(n_in, n_out, nb):  # tmp = W @ D: P is W (n_in x n_out) as it is stored
                 product(n_in, nb, n_out, params, w0, np.int64(1), n_out, D, zero, nb, tmp, zero,

@@ -20,12 +20,12 @@ from .activations import IDENTITY, keeps_pre
 from . import batchnorm
 from .batchnorm import EVAL, TRAIN, TRAIN_UPDATE
 from .dropout import apply_row, batch_seed
-from .dense import (bias_gradient, blas_forward, blas_weight_gradient, dense_backward,
-                    dense_forward, use_blas)
+from .dense import (bias_gradient, blas_forward, blas_on_some_batch, blas_weight_gradient,
+                    dense_backward, dense_forward, use_blas)
 from .losses import loss_and_delta, output_activation
 from .optimizers import (H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, SGD, advance,
-                         clip_norm_scale, clip_values, l2_penalty, l2_range, sgd_update, step,
-                         weight_squares)
+                         clear_weight_gradients, clip_norm_scale, clip_values, l2_penalty,
+                         l2_range, sgd_update, step, weight_squares)
 from .sync import STOP, atomic_load, atomic_store, barrier
 from .tiles import VECTOR_BYTES, gather_block
 
@@ -229,7 +229,7 @@ def forward_from_rows(params, layers, A, ia, abuf, nb, stats, mode, drop, seed):
 # six fresh processes alternated, and the epochs ran as fast.)
 @njit_inline
 def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, scale, want_loss,
-                   stats, mode, drop, seed, gathered):
+                   stats, mode, drop, seed, gathered, add_grad):
     """Forward and backward over one batch; ``grad`` receives ``scale`` times the gradient of
     the batch's per-sample losses summed with the weights ``SW``.
 
@@ -237,7 +237,8 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
     (training mode) with the batch's ``seed``.  Batch normalization uses the batch's
     statistics (``mode`` ``TRAIN``, or ``TRAIN_UPDATE`` to move the running ``stats``).  With
     ``gathered``, the batch's inputs are already in place at the start of ``abuf``
-    (the backward pass never writes there).
+    (the backward pass never writes there).  ``add_grad``: the weight gradients that go
+    through BLAS are added to what ``grad`` holds (zeros, see ``optimizers.sgd_update``).
     """
     n_layers = layers.shape[0]
     n_in0 = layers[0, 0]
@@ -258,14 +259,14 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
             if b0 >= 0:
                 bias_gradient(grad, b0, layers[0, 1], abuf[off:], nb)
             blas_weight_gradient(grad, layers[0, 3], n_in0, layers[0, 1], abuf, first, by_rows,
-                                 abuf[off:], nb)
+                                 abuf[off:], nb, add_grad)
         else:
             code_in = layers[l - 1, 2] if l > 0 else IDENTITY
             dense_backward(params, grad, layers[l, 3], b0, n_in, layers[l, 1],
                            abuf[prev:off], abuf[off:], tmp, nb, code_in, l > 0,
                            abuf[pre_offset(layers, nb, l - 1, prev) if l > 0 else prev:],
                            carry, has_shortcut(layers, l), l > 0 and has_shortcut(layers, l - 1),
-                           drop, seed, l - 1)
+                           drop, seed, l - 1, add_grad)
             if WITH_BN and l > 0 and layers[l - 1, 6] >= 0:
                 # The previous layer's delta is with respect to its normalized, shifted
                 # values: through the normalization to its GEMM's output.
@@ -350,6 +351,15 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     lead = part == 0
     # Full batches in a fixed order see the same inputs every epoch: gather them once.
     same_batch = batch_size >= n and orders.shape[0] == 1
+    # Plain SGD's one-pass update leaves zeros where BLAS adds the next weight gradients
+    # (``optimizers.sgd_update``'s ``clear``), from zeros set here.
+    clear = np.int64(0)
+    if WITH_BLAS and kind == SGD and hyper[H_CLIP_NORM] <= 0.0 and parts <= 2:
+        for l in range(n_layers):
+            if blas_on_some_batch(layers[l, 0], layers[l, 1], batch_size):
+                clear = np.int64(batch_size)
+        if clear > 0:
+            clear_weight_gradients(grad if lead else grads[part - 1], layers, clear)
     ran = losses.shape[0]
     for e in range(losses.shape[0]):
         order = orders[e % orders.shape[0]]
@@ -379,7 +389,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                     params, X, Y, SW, order, start + lo, hi - lo, layers, abufs[part],
                     tmps[part], grad if lead else grads[part - 1], 1.0 / sw_sum, want_loss,
                     stats, np.int64(TRAIN_UPDATE), drop if k == 1 else 0.0,
-                    seed if k == 1 else 0, gathered)
+                    seed if k == 1 else 0, gathered, clear > 0)
             if barrier(sync, parts):
                 return -1
             # The update, each part on its share lo:hi of the flat vectors: the slices'
@@ -395,7 +405,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                 # Nothing needs the whole gradient's norm before the step: one pass.
                 mine[1] = sgd_update(params, grad, grads[0] if k > 1 else grad, k > 1, layers,
                                      alpha, sw_sum, hyper[H_CLIP_VALUE], hyper[H_LR], lo, hi,
-                                     mine[3:])
+                                     mine[3:], clear)
                 mine[2] = 0.0
             else:
                 if k > 1:
@@ -507,7 +517,7 @@ def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad
         nb = min(chunk, n - start)
         total += batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad,
                                 1.0 / sw_sum, True, stats, np.int64(TRAIN), 0.0, np.int64(0),
-                                nb < 0)
+                                nb < 0, nb < 0)
         for k in range(grad.shape[0]):
             total_grad[k] += grad[k]
     total += l2_penalty(params, total_grad, layers, alpha, sw_sum)
