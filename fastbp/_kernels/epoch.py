@@ -352,14 +352,16 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     # Full batches in a fixed order see the same inputs every epoch: gather them once.
     same_batch = batch_size >= n and orders.shape[0] == 1
     # Plain SGD's one-pass update leaves zeros where BLAS adds the next weight gradients
-    # (``optimizers.sgd_update``'s ``clear``), from zeros set here.
+    # (``optimizers.sgd_update``'s ``clear``), from zeros set here.  Not with slices: a
+    # part zeroing the other's buffer would take its cache lines from the other core
+    # (alternated runs of ``medium`` showed no gain either way).
     clear = np.int64(0)
-    if WITH_BLAS and kind == SGD and hyper[H_CLIP_NORM] <= 0.0 and parts <= 2:
+    if WITH_BLAS and kind == SGD and hyper[H_CLIP_NORM] <= 0.0 and parts == 1:
         for l in range(n_layers):
             if blas_on_some_batch(layers[l, 0], layers[l, 1], batch_size):
                 clear = np.int64(batch_size)
         if clear > 0:
-            clear_weight_gradients(grad if lead else grads[part - 1], layers, clear)
+            clear_weight_gradients(grad, layers, clear)
     ran = losses.shape[0]
     for e in range(losses.shape[0]):
         order = orders[e % orders.shape[0]]

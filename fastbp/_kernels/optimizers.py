@@ -113,8 +113,8 @@ def sgd_update(params, grad, extra, add_extra, layers, alpha, n, clip_value, lr,
     of the loss.  One pass instead of four: with two threads, the second writing the sum
     into the first's buffer also moved those cache lines between the cores every batch.
 
-    ``clear`` > 0: the weight gradients of the layers ``cleared`` at ``clear`` rows are
-    left zero (both buffers), for the next batch's BLAS to add its products into
+    ``clear`` > 0 (without ``add_extra``): the weight gradients of the layers ``cleared``
+    at ``clear`` rows are left zero, for the next batch's BLAS to add its products into
     (``beta`` = 1).  With ``beta`` = 0, OpenBLAS first zeroes the product's output in a
     pass of its own: 3% of the ``large`` workload's time.  ``grad`` is otherwise left as
     it was."""
@@ -139,14 +139,7 @@ def sgd_update(params, grad, extra, add_extra, layers, alpha, n, clip_value, lr,
                     w = P[k]
                     sq_w += np.float64(w) * np.float64(w)
             wipe = cleared(layers[l, 0], layers[l, 1], clear)
-            if add_extra and wipe:
-                for k in range(b - a):
-                    g = G[k] + E[k] + scale * P[k]
-                    G[k] = zero
-                    E[k] = zero
-                    sq += g * g
-                    P[k] -= rate * min(max(g, -limit), limit)
-            elif add_extra:
+            if add_extra:
                 for k in range(b - a):
                     g = G[k] + E[k] + scale * P[k]
                     sq += g * g
