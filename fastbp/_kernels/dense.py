@@ -6,9 +6,9 @@ bias at ``params[b0:]``.  Activations are flat ``(width, nb)`` blocks.  Narrow
 layers run as Numba loops along the batch with bias and activation fused; small ones
 go through register-blocked tiles (``tiles.product``) and large ones through BLAS
 (``blas.matmul``), with the epilogue after (``use_tiles``, ``use_blas``).  A BLAS layer's input
-block is any row-major matrix inside a flat array: ``A[ia:]``, feature-major
-``(n_in, nb)``, or, with ``a_rows``, sample-major ``(nb, n_in)`` (rows of X, or a
-batch gathered by rows), which BLAS reads transposed.
+block in the forward pass is any row-major matrix inside a flat array: ``A[ia:]``,
+feature-major ``(n_in, nb)``, or, with ``a_rows``, sample-major ``(nb, n_in)`` (rows of X
+read in place by prediction), which BLAS reads transposed.
 """
 import numpy as np
 
@@ -147,13 +147,13 @@ def bias_gradient(grad, b0, n_out, D, nb):
 
 
 @njit
-def blas_weight_gradient(grad, w0, n_in, n_out, A, ia, a_rows, D, nb, add):
-    """dW = A @ D.T through BLAS, into ``grad[w0:]``, for the input block at ``A[ia:]`` (see
-    the module's docstring for ``a_rows``); with ``add``, added to what ``grad`` holds there
-    (zeros left by ``optimizers.sgd_update``: BLAS then skips its pass zeroing the output)."""
+def blas_weight_gradient(grad, w0, n_in, n_out, A, D, nb, add):
+    """dW = A @ D.T through BLAS, into ``grad[w0:]``, for the feature-major input block
+    ``A``; with ``add``, added to what ``grad`` holds there (zeros left by
+    ``optimizers.sgd_update``: BLAS then skips its pass zeroing the output)."""
     tn, zero = _runtime()
-    matmul(tn[1] if a_rows else tn[0], tn[1], n_in, n_out, nb, 1.0, A, ia,
-           n_in if a_rows else nb, D, zero, nb, 1.0 if add else 0.0, grad, w0, n_out)
+    matmul(tn[0], tn[1], n_in, n_out, nb, 1.0, A, zero, nb, D, zero, nb,
+           1.0 if add else 0.0, grad, w0, n_out)
 
 
 @njit
@@ -189,8 +189,7 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
             product(n_in, n_out, nb, A, zero, np.int64(1), nb, tmp, zero, n_out, grad, w0,
                     n_out)
         else:
-            blas_weight_gradient(grad, w0, n_in, n_out, A, zero, np.bool_(False), D, nb,
-                                 add_grad)
+            blas_weight_gradient(grad, w0, n_in, n_out, A, D, nb, add_grad)
         if propagate:
             if WITH_TILES and use_tiles(n_in, n_out, nb):  # tmp = W @ D: P is W (n_in x n_out) as it is stored
                 product(n_in, nb, n_out, params, w0, np.int64(1), n_out, D, zero, nb, tmp, zero,

@@ -27,7 +27,7 @@ SCRATCH_PER_SAMPLE = 4
 def _softmax_columns(Z, nb, n_out, m, s):
     """Per column b of ``Z``: ``m[b] = max_k Z[k, b]``, ``Z[k, b] = exp(Z[k, b] - m[b])``,
     ``s[b] = sum_k Z[k, b]`` (the softmax before normalisation)."""
-    for b in range(nb):  # (not a slice assignment: see epoch.gather_rows)
+    for b in range(nb):  # (not a slice assignment: its shape check compiles error formatting)
         m[b] = Z[b]
     for k in range(1, n_out):
         z = Z[k * nb:(k + 1) * nb]
