@@ -49,10 +49,10 @@ def use_tiles(n_in, n_out, nb):
 
 @njit
 def blas_on_some_batch(n_in, n_out, nb):
-    """Whether a layer goes through BLAS on some batch of at most ``nb`` rows (``use_blas``
-    and, with the tiles not compiled, every layer past the loops; ``network._calls_blas``)."""
-    return past_loops(n_in, n_out, nb) and (not WITH_TILES or n_in * n_out > TILE_MAX_WEIGHTS
-                                            or nb > TILE_MAX_BATCH)
+    """Whether a layer goes through BLAS on some batch of at most ``nb`` rows: past the
+    loops at ``nb`` rows (the line rises as the rows fall) and not to the tiles, which take
+    every smaller batch too (``network._calls_blas``)."""
+    return past_loops(n_in, n_out, nb) and not (WITH_TILES and use_tiles(n_in, n_out, nb))
 
 
 @njit

@@ -9,7 +9,8 @@ once per update for the rules that need it (Adam's bias corrections).
 """
 import numpy as np
 
-from .._config import BLAS_MIN_WIDTH, BLAS_MIN_WORK, njit
+from .._config import njit
+from .dense import past_loops
 
 SGD = 0
 MOMENTUM = 1
@@ -81,21 +82,12 @@ def weight_squares(grad, layers, lo, hi, out):
 
 
 @njit
-def cleared(n_in, n_out, nb):
-    """Whether ``sgd_update`` zeroes the weight gradient of an ``n_in -> n_out`` layer after
-    reading it, given its ``clear`` of ``nb`` (0: none): those of the layers past the loops
-    on batches of ``nb`` rows (``dense.past_loops``), which covers every layer whose weight
-    gradient BLAS may add into the zeros (``dense.blas_on_some_batch``)."""
-    return min(n_in, n_out) >= BLAS_MIN_WIDTH and n_in * n_out * nb >= BLAS_MIN_WORK
-
-
-@njit
 def clear_weight_gradients(grad, layers, nb):
     """Zero the weight gradients that ``sgd_update`` with ``clear`` ``nb`` zeroes, all of
     them at once (before a call's first batch)."""
     zero = grad.dtype.type(0)
     for l in range(layers.shape[0]):
-        if cleared(layers[l, 0], layers[l, 1], nb):
+        if past_loops(layers[l, 0], layers[l, 1], nb):
             g = grad[layers[l, 3]:layers[l, 3] + layers[l, 0] * layers[l, 1]]
             for k in range(g.shape[0]):
                 g[k] = zero
@@ -113,9 +105,10 @@ def sgd_update(params, grad, extra, add_extra, layers, alpha, n, clip_value, lr,
     of the loss.  One pass instead of four: with two threads, the second writing the sum
     into the first's buffer also moved those cache lines between the cores every batch.
 
-    ``clear`` > 0 (without ``add_extra``): the weight gradients of the layers ``cleared``
-    at ``clear`` rows are left zero, for the next batch's BLAS to add its products into
-    (``beta`` = 1).  With ``beta`` = 0, OpenBLAS first zeroes the product's output in a
+    ``clear`` > 0 (without ``add_extra``): the weight gradients of the layers past the
+    loops at ``clear`` rows (``dense.past_loops``: every layer whose weight gradient BLAS
+    may add into them, on a batch of at most ``clear`` rows) are left zero, for the next
+    batch's BLAS to add its products into (``beta`` = 1).  With ``beta`` = 0, OpenBLAS first zeroes the product's output in a
     pass of its own: 3% of the ``large`` workload's time.  ``grad`` is otherwise left as
     it was."""
     n_layers = layers.shape[0]
@@ -138,7 +131,7 @@ def sgd_update(params, grad, extra, add_extra, layers, alpha, n, clip_value, lr,
                 for k in range(b - a):
                     w = P[k]
                     sq_w += np.float64(w) * np.float64(w)
-            wipe = cleared(layers[l, 0], layers[l, 1], clear)
+            wipe = past_loops(layers[l, 0], layers[l, 1], clear)
             if add_extra:
                 for k in range(b - a):
                     g = G[k] + E[k] + scale * P[k]
