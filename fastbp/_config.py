@@ -103,6 +103,13 @@ TILE_READ_PAST = 16
 #: work left on one core between its products weigh more: 64-100-10 2.37x, 100-100-4 2.27x,
 #: ``small`` 1.48x, ``medium`` 1.06-1.11x (1.21x in float64), 784-512-512-10 on batches of
 #: 128 (86M) 1.04x (0.96x in float64); 1024-1024-1024-10 on 128 (270M) 0.93x, ``large`` 0.92x.
+#: AVX-512 (Intel Xeon, 2.6 GHz), the same rule's choices but one: 64-100-10 1.82x,
+#: 100-100-4 2.27x, ``tiny`` 1.46x, ``medium`` 1.25x, 784-512-512-10 1.02x, ``large``
+#: 0.95x, and ``small`` 0.88x, sliced though slower: there each batch's exchange (every
+#: part reads the other's half of the gradient, then of the updated weights, some 68 KB
+#: from the other core) took about 20 us, more than half of the whole batch's 27 us (the
+#: sliced epoch without its update: 0.75 ms, with it 1.5-1.8 ms).  Where the line falls
+#: depends on how fast the cores exchange cache lines, which the rule does not measure.
 SPLIT_MIN_ROWS = 8
 SPLIT_MAX_WORK = 2 ** 27 if WIDE_VECTORS else 2 ** 24
 

@@ -17,7 +17,7 @@ from conftest import compiled
 @pytest.mark.parametrize("p_transposed", [False, True], ids=["P", "P.T"])
 @pytest.mark.parametrize("m, n, K", [(4, 16, 1), (8, 32, 64), (10, 29, 64), (3, 7, 5),
                                      (128, 33, 17), (1, 1, 1), (10, 29, 1), (1, 29, 10),
-                                     (65, 129, 1)])
+                                     (65, 129, 1), (9, 61, 13), (16, 48, 3)])
 def test_product_equals_numpy(dtype, p_transposed, m, n, K):
     rng = np.random.default_rng(m * 1000 + n * 10 + K)
     Pm = rng.standard_normal((m, K))
@@ -41,7 +41,8 @@ def test_product_equals_numpy(dtype, p_transposed, m, n, K):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("act", ["bias", "bias_relu"])
-@pytest.mark.parametrize("m, n, K", [(8, 16, 64), (10, 29, 7), (3, 5, 2), (128, 32, 64)])
+@pytest.mark.parametrize("m, n, K", [(8, 16, 64), (10, 29, 7), (3, 5, 2), (128, 32, 64),
+                                     (10, 61, 5), (8, 48, 9)])
 def test_the_epilogue_adds_the_bias_and_applies_the_relu(dtype, act, m, n, K):
     # dense.finish_rows's arithmetic in the tiles' stores: row i + B[b0 + i], then
     # max(x, 0) as Numba's max takes it (NaN stays NaN), whole and partial tiles

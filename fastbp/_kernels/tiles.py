@@ -6,8 +6,8 @@ operands and starting up than multiplying (about 35 GFLOP/s on one core here, fl
 lanes of one AVX2 or AVX-512 register, see ``VECTOR_BYTES``) through the whole sum over ``k``:
 each step loads ``C`` vectors of ``Q`` and broadcasts ``R`` scalars of ``P``, with no
 packing.  Numba cannot express vector registers, so ``tile`` is written in LLVM IR
-(a Numba intrinsic); ``product`` covers a whole matrix with it, partial tiles
-(``edge_tile``) on the edges, and ``product_epilogue`` adds the bias and the ReLU as the
+(a Numba intrinsic); ``product`` covers a whole matrix with it, one vector wide tiles
+(``narrow_tile``) and partial ones (``edge_tile``) on the edges, and ``product_epilogue`` adds the bias and the ReLU as the
 tiles store (``tile_bias``).  Measured in ``benchmarks/scripts/bench_gemm.py``.  The
 same registers transpose blocks (``transpose``, ``gather_block``), for the weight
 gradients' deltas and the gathered batch.
@@ -21,12 +21,17 @@ from .._config import WIDE_VECTORS, njit
 
 #: Vector bytes (``V`` = lanes: 8 or 16 float32), rows of a tile (broadcast scalars) and
 #: vectors per row.  AVX2: 4 x 2 vectors of 32 bytes, 8 of its 16 registers holding sums.
-#: AVX-512: 8 x 1 of 64 bytes, the same width of tile (16 float32, 8 float64), so the
-#: same layers are covered, with twice the lanes per instruction and 8 sums, enough to
-#: keep the FMA units busy through their latency.  Measured on AMD Zen 5 (2 cores, float32),
-#: the ``small`` workload's epoch (20 per ``fit``) took 0.99 ms on one thread against 1.35
-#: with the AVX2 shape, 0.72 against 0.88 ms on two.
-VECTOR_BYTES, R, C = (64, 8, 1) if WIDE_VECTORS else (32, 4, 2)
+#: AVX-512: 8 x 2 vectors of 64 bytes, 16 of its 32 registers holding sums: each step
+#: loads 2 vectors and broadcasts 8 scalars for 16 multiply-adds, where one vector a row
+#: (8 x 1, the shape before) needed 9 loads for 8, and the loads, not the FMA units, set
+#: the pace.  What is left of a row of tiles, one vector wide, goes to ``narrow_tile``
+#: (8 x 1), and the edges to ``edge_tile`` (one vector wide too), so a batch slice of 16
+#: rows runs as it did.  Measured on an Intel Xeon with AVX-512 (2.6 GHz, 2 cores,
+#: float32, one thread): the ``small`` workload's products 17-21% faster (64 -> 128 on
+#: 32 rows: 3.53 against 4.20 us), its epoch 12-18% (1.22-1.29 against 1.42-1.50 ms, fits
+#: of 50 epochs, alternated processes).  8 x 1 on AMD Zen 5 had measured 0.99 ms a
+#: ``small`` epoch on one thread against 1.35 with the AVX2 shape.
+VECTOR_BYTES, R, C = (64, 8, 2) if WIDE_VECTORS else (32, 4, 2)
 
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
@@ -64,10 +69,10 @@ def _splat(builder, scalar, vty):
                                   ir.Constant(ir.VectorType(_I32, vty.count), [0] * vty.count))
 
 
-def _tile_codegen(dtype, partial, epilogue):
+def _tile_codegen(dtype, partial, epilogue, C):
     """Codegen of ``tile`` (``partial`` False) or ``edge_tile`` (True), with the arguments of
     an epilogue or without (``epilogue``): an ``R x C V`` block of the product summed in
-    ``R * C`` vector registers (see ``tile``)."""
+    ``R * C`` vector registers (see ``tile``; ``C``: 1 for the narrow and the edge tiles)."""
     def codegen(context, builder, sig, args):
         values = _int64_values(context, builder, sig, args)
         P_v, p0_v, sk_v, si_v, Q_v, q0_v, ldq_v, Z_v, z0_v, ldz_v, K_v = values[:11]
@@ -205,7 +210,17 @@ def tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K):
     if dtype is None:
         return None
     return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K),
-            _tile_codegen(dtype, False, False))
+            _tile_codegen(dtype, False, False, C))
+
+
+@intrinsic
+def narrow_tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K):
+    """``tile`` one vector wide (``c < V``), for what is left of a row of tiles."""
+    dtype = _tile_types(P, Q, Z, (p0, sk, si, q0, ldq, z0, ldz, K), P)
+    if dtype is None:
+        return None
+    return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K),
+            _tile_codegen(dtype, False, False, 1))
 
 
 @intrinsic
@@ -217,15 +232,25 @@ def tile_bias(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, B, b0, act):
     if dtype is None:
         return None
     return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, B, b0, act),
-            _tile_codegen(dtype, False, True))
+            _tile_codegen(dtype, False, True, C))
+
+
+@intrinsic
+def narrow_tile_bias(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, B, b0, act):
+    """``narrow_tile`` with ``tile_bias``'s epilogue."""
+    dtype = _tile_types(P, Q, Z, (p0, sk, si, q0, ldq, z0, ldz, K, b0, act), B)
+    if dtype is None:
+        return None
+    return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, B, b0, act),
+            _tile_codegen(dtype, False, True, 1))
 
 
 @intrinsic
 def edge_tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, rows, cols):
-    """``tile`` for ``r < rows`` and ``c < cols`` only (``1 <= rows <= R``,
-    ``1 <= cols <= C V``): the sums run over a whole tile, rows past ``rows`` repeating the
+    """``narrow_tile`` for ``r < rows`` and ``c < cols`` only (``1 <= rows <= R``,
+    ``1 <= cols <= V``): the sums run over a whole tile, rows past ``rows`` repeating the
     last one (``P`` is read only where it is valid) and not stored; ``Q`` is read in whole
-    vectors, up to ``C V - 1`` values past column ``cols`` (the caller keeps that much
+    vectors, up to ``V - 1`` values past column ``cols`` (the caller keeps that much
     readable: see ``product``), and only the first ``cols`` columns are stored, one value at
     a time.  (A separate intrinsic: the row clamps and the checks cost a whole tile about
     20% at ``K`` = 16.)"""
@@ -233,7 +258,7 @@ def edge_tile(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, rows, cols):
     if dtype is None:
         return None
     return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, rows, cols),
-            _tile_codegen(dtype, True, False))
+            _tile_codegen(dtype, True, False, 1))
 
 
 @intrinsic
@@ -244,7 +269,7 @@ def edge_tile_bias(typingctx, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, B, b0, a
     if dtype is None:
         return None
     return (types.void(P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, K, B, b0, act, rows, cols),
-            _tile_codegen(dtype, True, True))
+            _tile_codegen(dtype, True, True, 1))
 
 
 @njit
@@ -259,40 +284,47 @@ def product(m, n, K, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz):
     not used).  Partial tiles (``edge_tile``) replaced BLAS calls on the edges: the ``small``
     workload's 10-wide output layer made two of them a batch, 0.27 and 0.38 us against
     0.17 and 0.23 with partial tiles."""
-    width = C * (VECTOR_BYTES // Z.itemsize)
+    lanes = VECTOR_BYTES // Z.itemsize
+    wide = n - n % (C * lanes)
+    n_full = n - n % lanes
     m_full = m - m % R
-    n_full = n - n % width
     for i in range(0, m_full, R):
-        for b in range(0, n_full, width):
+        for b in range(0, wide, C * lanes):
             tile(P, p0 + i * si, sk, si, Q, q0 + b, ldq, Z, z0 + i * ldz + b, ldz, K)
+        for b in range(wide, n_full, lanes):
+            narrow_tile(P, p0 + i * si, sk, si, Q, q0 + b, ldq, Z, z0 + i * ldz + b, ldz, K)
         if n_full < n:
             edge_tile(P, p0 + i * si, sk, si, Q, q0 + n_full, ldq, Z, z0 + i * ldz + n_full,
                       ldz, K, R, n - n_full)
     if m_full < m:
-        for b in range(0, n, width):
+        for b in range(0, n, lanes):
             edge_tile(P, p0 + m_full * si, sk, si, Q, q0 + b, ldq, Z, z0 + m_full * ldz + b,
-                      ldz, K, m - m_full, min(width, n - b))
+                      ldz, K, m - m_full, min(lanes, n - b))
 
 
 @njit
 def product_epilogue(m, n, K, P, p0, sk, si, Q, q0, ldq, Z, z0, ldz, B, b0, act):
     """``product``, then row ``i`` of ``Z`` plus ``B[b0 + i]``, and the ReLU when ``act`` is
     ``BIAS_RELU``, in the tiles' stores (``tile_bias``)."""
-    width = C * (VECTOR_BYTES // Z.itemsize)
+    lanes = VECTOR_BYTES // Z.itemsize
+    wide = n - n % (C * lanes)
+    n_full = n - n % lanes
     m_full = m - m % R
-    n_full = n - n % width
     for i in range(0, m_full, R):
-        for b in range(0, n_full, width):
+        for b in range(0, wide, C * lanes):
             tile_bias(P, p0 + i * si, sk, si, Q, q0 + b, ldq, Z, z0 + i * ldz + b, ldz, K, B,
                       b0 + i, act)
+        for b in range(wide, n_full, lanes):
+            narrow_tile_bias(P, p0 + i * si, sk, si, Q, q0 + b, ldq, Z, z0 + i * ldz + b, ldz,
+                             K, B, b0 + i, act)
         if n_full < n:
             edge_tile_bias(P, p0 + i * si, sk, si, Q, q0 + n_full, ldq, Z,
                            z0 + i * ldz + n_full, ldz, K, B, b0 + i, act, R, n - n_full)
     if m_full < m:
-        for b in range(0, n, width):
+        for b in range(0, n, lanes):
             edge_tile_bias(P, p0 + m_full * si, sk, si, Q, q0 + b, ldq, Z,
                            z0 + m_full * ldz + b, ldz, K, B, b0 + m_full, act, m - m_full,
-                           min(width, n - b))
+                           min(lanes, n - b))
 
 
 def _transpose_rows(builder, rows, lanes):
