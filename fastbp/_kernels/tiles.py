@@ -7,10 +7,10 @@ lanes of one AVX2 or AVX-512 register, see ``VECTOR_BYTES``) through the whole s
 each step loads ``C`` vectors of ``Q`` and broadcasts ``R`` scalars of ``P``, with no
 packing.  Numba cannot express vector registers, so ``tile`` is written in LLVM IR
 (a Numba intrinsic); ``product`` covers a whole matrix with it, one vector wide tiles
-(``narrow_tile``) and partial ones (``edge_tile``) on the edges, and ``product_epilogue`` adds the bias and the ReLU as the
-tiles store (``tile_bias``).  Measured in ``benchmarks/scripts/bench_gemm.py``.  The
-same registers transpose blocks (``transpose``, ``gather_block``), for the weight
-gradients' deltas and the gathered batch.
+(``narrow_tile``) and partial ones (``edge_tile``) on the edges, and ``product_epilogue``
+adds the bias and the ReLU as the tiles store (``tile_bias``).  Measured in
+``benchmarks/scripts/bench_gemm.py``.  The same registers transpose blocks (``transpose``,
+``gather_block``), for the weight gradients' deltas and the gathered batch.
 """
 from llvmlite import ir
 from numba import types
@@ -69,10 +69,11 @@ def _splat(builder, scalar, vty):
                                   ir.Constant(ir.VectorType(_I32, vty.count), [0] * vty.count))
 
 
-def _tile_codegen(dtype, partial, epilogue, C):
+def _tile_codegen(dtype, partial, epilogue, vectors):
     """Codegen of ``tile`` (``partial`` False) or ``edge_tile`` (True), with the arguments of
-    an epilogue or without (``epilogue``): an ``R x C V`` block of the product summed in
-    ``R * C`` vector registers (see ``tile``; ``C``: 1 for the narrow and the edge tiles)."""
+    an epilogue or without (``epilogue``): an ``R x (vectors V)`` block of the product summed
+    in ``R * vectors`` vector registers (see ``tile``; ``vectors``: ``C``, or 1 for the
+    narrow and the edge tiles)."""
     def codegen(context, builder, sig, args):
         values = _int64_values(context, builder, sig, args)
         P_v, p0_v, sk_v, si_v, Q_v, q0_v, ldq_v, Z_v, z0_v, ldz_v, K_v = values[:11]
@@ -114,23 +115,23 @@ def _tile_codegen(dtype, partial, epilogue, C):
         builder.position_at_end(loop)
         k = builder.phi(_I64)
         k.add_incoming(const(0), entry)
-        acc = [[builder.phi(vty) for c in range(C)] for r in range(R)]
+        acc = [[builder.phi(vty) for c in range(vectors)] for r in range(R)]
         for row in acc:
             for a in row:
                 a.add_incoming(zero, entry)
         qk = builder.gep(qp, [builder.mul(k, ldq_v)])
         q = [builder.load(builder.bitcast(builder.gep(qk, [const(c * lanes)]), vty.as_pointer()),
-                          align=1) for c in range(C)]
+                          align=1) for c in range(vectors)]
         pk = builder.gep(pp, [builder.mul(k, sk_v)])
         nxt = []
         for r in range(R):
             offset = p_row[r] if partial else builder.mul(const(r), si_v)
             b = _splat(builder, builder.load(builder.gep(pk, [offset])), vty)
-            nxt.append([builder.call(fma, [b, q[c], acc[r][c]]) for c in range(C)])
+            nxt.append([builder.call(fma, [b, q[c], acc[r][c]]) for c in range(vectors)])
         k1 = builder.add(k, const(1))
         k.add_incoming(k1, loop)
         for r in range(R):
-            for c in range(C):
+            for c in range(vectors):
                 acc[r][c].add_incoming(nxt[r][c], loop)
         br = builder.cbranch(builder.icmp_signed("<", k1, K_v), loop, done)
         br.set_metadata("llvm.loop", _no_unroll(builder.module))
@@ -142,13 +143,13 @@ def _tile_codegen(dtype, partial, epilogue, C):
         for r in range(R):
             zr = builder.gep(zp, [builder.mul(const(r), ldz_v)])
             if not partial:
-                for c in range(C):
+                for c in range(vectors):
                     builder.store(nxt[r][c], builder.bitcast(
                         builder.gep(zr, [const(c * lanes)]), vty.as_pointer()), align=1)
                 continue
             # The valid rows and columns only, one value at a time.
             with builder.if_then(builder.icmp_signed("<", const(r), rows_v)):
-                for c in range(C):
+                for c in range(vectors):
                     for l in range(lanes):
                         col = c * lanes + l
                         with builder.if_then(builder.icmp_signed("<", const(col), cols_v)):
