@@ -33,6 +33,19 @@ def _wide_vectors():
 #: See ``_wide_vectors``: the tile shape (``_kernels.tiles``) and ``SPLIT_MAX_WORK`` follow it.
 WIDE_VECTORS = _wide_vectors()
 
+
+def _cpu_vendor():
+    """The CPU vendor's identifier (``GenuineIntel``, ``AuthenticAMD``, ...) as Linux names
+    it in ``/proc/cpuinfo``; empty where that is not found."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return ""
+
 FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 
 #: Keyword arguments of every ``@njit`` in ``fastbp._kernels``.  Without Numba's reference
@@ -112,6 +125,23 @@ TILE_READ_PAST = 16
 #: depends on how fast the cores exchange cache lines, which the rule does not measure.
 SPLIT_MIN_ROWS = 8
 SPLIT_MAX_WORK = 2 ** 27 if WIDE_VECTORS else 2 ** 24
+
+#: A batch none of whose layers goes through BLAS whole (only the tiles and the loops) is
+#: cut only into slices of at least ``SPLIT_MIN_TILED_ROWS`` rows: whole, it runs on one
+#: core with nothing shared, so the slices must earn the exchange between the cores, whose
+#: cost (per parameter, so per row of work saved) depends on the machine.  On the Intel
+#: Xeon (``bench_split.py`` with more batch sizes, 2 threads, medians of five; sliced
+#: against whole): 64-128-64-10 in float32 on batches of 32 0.80x, 48 0.96x, 64 1.25x,
+#: 96 1.70x; 64-100-10 in float64 on 32 0.91x, 64 1.29x; 100-100-4 on 32 0.88x, 64 1.18x;
+#: while medium's shape, whose first layer goes through BLAS, ran 1.30x faster sliced on
+#: batches of 32 (BLAS on two threads does poorly on a whole batch that small).  On the AMD
+#: machines (``SPLIT_MAX_WORK``), slices of 16 rows paid (``small``: 1.48x on Zen 5, 1.28x
+#: on the AVX2 EPYC).  The line is 32 rows on Intel CPUs and ``SPLIT_MIN_ROWS`` on others:
+#: measured on one machine kind of each vendor (Intel's server cores exchange cache lines
+#: through a mesh, AMD's within a core complex through its shared L3), and the same on
+#: every run of a machine, so that a fit's weights depend on the machine and the threads,
+#: never on a timing.
+SPLIT_MIN_TILED_ROWS = 32 if _cpu_vendor() == "GenuineIntel" else SPLIT_MIN_ROWS
 
 #: A fit's kernel calls are sliced only when each does at least this much work, counted
 #: as rows x (parameters + ``SPLIT_ROW_COST``): handing the slices to the worker threads

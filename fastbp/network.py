@@ -1075,13 +1075,18 @@ def _split_parts(net, batch, call_rows=None):
     of ``batch`` rows (1: none; the rule and its measurements: ``_config.SPLIT_MAX_WORK``).
     ``call_rows``: the rows each kernel call trains on (epochs x samples), when known;
     calls with too little work for the threads' hand-over are not cut
-    (``_config.SPLIT_MIN_CALL_WORK``)."""
+    (``_config.SPLIT_MIN_CALL_WORK``), nor batches that run without BLAS into slices of
+    fewer than ``_config.SPLIT_MIN_TILED_ROWS`` rows."""
     if net.batch_norm or net.dropout > 0 or batch * net._params.size > _config.SPLIT_MAX_WORK:
         return 1
     if (call_rows is not None and call_rows * (net._params.size + _config.SPLIT_ROW_COST)
             < _config.SPLIT_MIN_CALL_WORK):
         return 1
-    return max(1, min(_thread_count(), batch // _config.SPLIT_MIN_ROWS))
+    rows = _config.SPLIT_MIN_ROWS
+    if not any(_calls_blas(n_in, n_out, batch)
+               for n_in, n_out in zip(net.layers[:-1], net.layers[1:])):
+        rows = max(rows, _config.SPLIT_MIN_TILED_ROWS)
+    return max(1, min(_thread_count(), batch // rows))
 
 
 def _run_parts(parts, args):

@@ -68,11 +68,13 @@ def targets_2d(y, n_out, output, dtype=np.float64):
 @pytest.fixture(autouse=True)
 def _slices_even_for_small_calls(monkeypatch):
     """The tests exercise the sliced kernel path on small data, in fits whose kernel calls
-    the work rule (``_config.SPLIT_MIN_CALL_WORK``) would otherwise run on one thread; the
-    rule's own test sets it back."""
+    the work rule (``_config.SPLIT_MIN_CALL_WORK``) would otherwise run on one thread, and
+    whose batches the rule for batches without BLAS (``_config.SPLIT_MIN_TILED_ROWS``)
+    would leave whole on some machines; the rules' own tests set them back."""
     from fastbp import _config
 
     monkeypatch.setattr(_config, "SPLIT_MIN_CALL_WORK", 0)
+    monkeypatch.setattr(_config, "SPLIT_MIN_TILED_ROWS", _config.SPLIT_MIN_ROWS)
 
 
 @pytest.fixture

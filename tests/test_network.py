@@ -150,6 +150,42 @@ def test_batches_are_cut_only_where_the_whole_batch_is_not_needed():
         assert network._split_parts(fastbp.Network([1024, 2048, 10]), 256) == 1
 
 
+def test_batches_without_blas_are_cut_only_into_slices_of_the_machines_rows(monkeypatch):
+    # Where the cores exchange cache lines slowly (_config.SPLIT_MIN_TILED_ROWS: Intel's),
+    # a batch that runs whole on one core without BLAS is cut only into slices of 32 rows
+    # or more; a batch with a layer that goes through BLAS is cut as before.
+    monkeypatch.setattr(_config, "SPLIT_MIN_TILED_ROWS", 32)
+    small, blas = fastbp.Network([64, 128, 64, 10]), fastbp.Network([784, 256, 10])
+    with network._threads(2):
+        assert network._split_parts(small, 32) == 1
+        assert network._split_parts(small, 63) == 1
+        assert network._split_parts(small, 64) == 2
+        assert network._split_parts(small, 128) == 2  # past TILE_MAX_BATCH: BLAS
+        assert network._split_parts(blas, 32) == 2
+        assert network._split_parts(fastbp.Network([8, 16, 2]), 48) == 1
+    monkeypatch.setattr(_config, "SPLIT_MIN_TILED_ROWS", _config.SPLIT_MIN_ROWS)
+    with network._threads(2):
+        assert network._split_parts(small, 32) == 2
+
+
+def test_the_cpu_vendor_is_read_where_linux_names_it(monkeypatch, tmp_path):
+    vendor = _config._cpu_vendor()
+    assert isinstance(vendor, str)
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as info:
+            text = info.read()
+        assert ("vendor_id\t: " + vendor + "\n") in text if "vendor_id" in text else vendor == ""
+    real_open = open
+
+    def missing(path, *args, **kwargs):
+        if path == "/proc/cpuinfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", missing)
+    assert _config._cpu_vendor() == ""
+
+
 def test_calls_with_too_little_work_for_the_hand_over_are_not_cut(monkeypatch):
     # Handing the slices to the worker threads costs about 0.14 ms a call: a call
     # with less work than SPLIT_MIN_CALL_WORK runs whole on one thread.
@@ -177,6 +213,7 @@ SLICES = """
 import numpy as np, numba, fastbp
 from fastbp import network
 fastbp._config.SPLIT_MIN_CALL_WORK = 0  # (slices even for calls this small)
+fastbp._config.SPLIT_MIN_TILED_ROWS = 8  # (and batches this small, on any machine)
 assert numba.config.NUMBA_NUM_THREADS == 4
 rng = np.random.default_rng(0)
 X = rng.standard_normal((3 * 64 + 20, 6)); y = rng.integers(0, 3, len(X))
@@ -205,6 +242,7 @@ FORKED = """
 import multiprocessing, numpy as np, fastbp
 from fastbp import network
 fastbp._config.SPLIT_MIN_CALL_WORK = 0  # (slices even for calls this small)
+fastbp._config.SPLIT_MIN_TILED_ROWS = 8  # (and batches this small, on any machine)
 
 def fit(_):
     X = np.random.default_rng(1).standard_normal((64, 4)); y = (X[:, 0] > 0).astype(float)
@@ -231,6 +269,7 @@ CONCURRENT = """
 import threading, numpy as np, fastbp
 from fastbp import network
 fastbp._config.SPLIT_MIN_CALL_WORK = 0  # (slices even for calls this small)
+fastbp._config.SPLIT_MIN_TILED_ROWS = 8  # (and batches this small, on any machine)
 X = np.random.default_rng(2).standard_normal((256, 6)); y = (X[:, 0] > 0).astype(float)
 
 def fit(seed, out):

@@ -6,9 +6,8 @@ For each shape, milliseconds per epoch of ``Network.fit`` (plain SGD, 2 threads)
 the batches cut into two slices, each on its own core with single-threaded BLAS, and
 whole, with two-threaded BLAS; medians of interleaved repeats, each call timed as
 ``python -m fastbp compare`` times its own (after a pause, and after an untimed call when
-it is short).  The
-last column is what fastbp's rule (``_config.SPLIT_MAX_WORK``) picks: the rule follows
-from these numbers.
+it is short).  The last column is what fastbp's rules (``_config.SPLIT_MAX_WORK``,
+``SPLIT_MIN_TILED_ROWS``) pick: the rules follow from these numbers.
 """
 import argparse
 from unittest import mock
@@ -22,8 +21,13 @@ from fastbp.compare import _settled_seconds
 SHAPES = [  # layers, batch, samples, dtype, what it stands for
     ([2, 10, 1], 800, 800, np.float64, "tiny (the article's example)"),
     ([64, 128, 64, 10], 32, 1437, np.float32, "small"),
+    ([64, 128, 64, 10], 48, 1437, np.float32, "small, batch 48"),
+    ([64, 128, 64, 10], 64, 1437, np.float32, "small, batch 64"),
+    ([64, 100, 10], 32, 1797, np.float64, "load_digits, batch 32"),
+    ([64, 100, 10], 64, 1797, np.float64, "load_digits, batch 64"),
     ([64, 100, 10], 200, 1797, np.float64, "load_digits, scikit-learn's defaults"),
     ([100, 100, 4], 200, 4000, np.float64, "20,000 x 100 make_classification"),
+    ([784, 256, 128, 10], 32, 4096, np.float32, "medium, batch 32"),
     ([784, 256, 128, 10], 128, 4096, np.float32, "medium"),
     ([784, 256, 128, 10], 256, 4096, np.float32, "medium, batch 256"),
     ([784, 512, 512, 10], 128, 4096, np.float32, "wider than medium"),
