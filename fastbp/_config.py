@@ -95,8 +95,14 @@ BLAS_MIN_WORK = 8192
 #: and 128 -> 64, the tiles 1.7-1.9x faster than OpenBLAS; batch 200, 64 -> 100 (float64),
 #: even; batch 128, 784 -> 256, OpenBLAS 2x faster (its cache blocking wins).  Whole
 #: epochs: the ``small`` workload 1.11-1.17x faster with the tiles; a 100-100-2 float64
-#: network on batches of 200 1.3x slower (so the batch limit stays at 64).
-TILE_MAX_WEIGHTS = 16384
+#: network on batches of 200 1.3x slower (so the batch limit stays at 64).  With AVX-512's
+#: 8 x 2 tiles (Intel Xeon, one core, float32, 64 rows), 256 -> 128 ran 1.3-1.4x faster in
+#: the tiles than in OpenBLAS (forward 28.7 against 36.9 us, weight gradient 27.6 against
+#: 39.6, delta 26.6 against 38.0), while 784 -> 256 was even (forward 214 against 207 us,
+#: weight gradient 172 against 220): the limit is 2**16 there, and the ``medium`` epoch
+#: (2 threads, slices of 64 rows) ran 338-341 ms against 344-352 ms (six alternated pairs
+#: of processes, each faster); 2**18 was no faster again.  Not measured on AMD's AVX-512.
+TILE_MAX_WEIGHTS = 2 ** 16 if WIDE_VECTORS else 16384
 TILE_MAX_BATCH = 64
 #: Values a tile may read past the last column of its right operand (``_kernels.tiles``
 #: loads whole vectors, and discards what lies past the edge): the activation and scratch
@@ -122,7 +128,7 @@ TILE_READ_PAST = 16
 #: part reads the other's half of the gradient, then of the updated weights, some 68 KB
 #: from the other core) took about 20 us, more than half of the whole batch's 27 us (the
 #: sliced epoch without its update: 0.75 ms, with it 1.5-1.8 ms).  Where the line falls
-#: depends on how fast the cores exchange cache lines, which the rule does not measure.
+#: depends on how fast the cores exchange cache lines: ``SPLIT_MIN_TILED_ROWS``.
 SPLIT_MIN_ROWS = 8
 SPLIT_MAX_WORK = 2 ** 27 if WIDE_VECTORS else 2 ** 24
 

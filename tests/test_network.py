@@ -75,7 +75,7 @@ PATHS = {
     "loops": ([5, 12, 8, 3], 16, ["loops"] * 3),
     "tiles": ([64, 50, 42, 30], 61, ["tiles"] * 3),
     "blas": ([64, 48, 40, 32], 144, ["blas"] * 3),
-    "mixed": ([160, 128, 40, 4], 32, ["blas", "tiles", "loops"]),
+    "mixed": ([300, 256, 40, 4], 32, ["blas", "tiles", "loops"]),
 }
 
 
@@ -385,7 +385,7 @@ def test_blas_is_single_threaded_only_while_slices_call_it():
     before = threads()
     # loops; tiles (which cover their own edges); BLAS (more weights than the tiles take)
     for layers, single in (([2, 10, 1], False), ([2, 64, 64, 1], False),
-                           ([2, 256, 256, 1], True)):
+                           ([2, 300, 300, 1], True)):
         seen = []
         net = fastbp.Network(layers, output="sigmoid", dtype=np.float64, random_state=0)
         net.fit(X, y, epochs=1, batch_size=64, n_threads=2,
