@@ -68,11 +68,12 @@ def features(table):
         on.add("WITH_KEPT")
     # A layer leaves the loops for BLAS or the tiles only when both its widths reach
     # BLAS_MIN_WIDTH (the work threshold depends on the batch, which varies); the tiles
-    # then take it when it has few enough weights (and the batch is small).
+    # then take it, or its weight gradient, when it has few enough weights (and the batch
+    # is small).
     for n_in, n_out in zip(table[:, N_IN], table[:, N_OUT]):
         if min(n_in, n_out) >= _config.BLAS_MIN_WIDTH:
             on.add("WITH_BLAS")
-            if n_in * n_out <= _config.TILE_MAX_WEIGHTS:
+            if n_in * n_out <= max(_config.TILE_MAX_WEIGHTS, _config.TILE_MAX_GRAD_WEIGHTS):
                 on.add("WITH_TILES")
     return frozenset(on)
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import reference
+from fastbp import _config, reference
 
 from conftest import ACTIVATIONS, OUTPUTS, make_data, targets_2d
 
@@ -65,13 +65,19 @@ def test_loss_and_gradients_match_reference(activation, output):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("rows", [1, 2, 1025])
-def test_gradients_of_a_tile_layer_match_the_reference_for_any_batch(dtype, rows):
-    # 65 -> 129: a layer of the register tiles, with edges that go to BLAS; one row (or a
-    # last chunk of one row) made those edge products degenerate (K = 1)
-    from fastbp._kernels.dense import use_tiles
+@pytest.mark.parametrize("n_in, n_out", [(65, 129), (300, 257)])
+def test_gradients_of_a_tile_layer_match_the_reference_for_any_batch(dtype, rows, n_in, n_out):
+    # 65 -> 129: a layer of the register tiles, with edges; one row (or a last chunk of one
+    # row) made those edge products degenerate (K = 1).  300 -> 257: its weight gradient
+    # in the tiles where they take larger layers' (_config.TILE_MAX_GRAD_WEIGHTS), its
+    # forward product and delta in BLAS
+    from fastbp._kernels.dense import use_gradient_tiles, use_tiles
     from conftest import compiled
-    shape = [65, 129, 3]
-    assert compiled(use_tiles)(65, 129, 1) and compiled(use_tiles)(65, 129, 2)
+    shape = [n_in, n_out, 3]
+    for nb in (1, 2):
+        assert compiled(use_tiles)(n_in, n_out, nb) == (n_in * n_out <= _config.TILE_MAX_WEIGHTS)
+        assert compiled(use_gradient_tiles)(n_in, n_out, nb) == (
+            n_in * n_out <= _config.TILE_MAX_GRAD_WEIGHTS)
     net = fastbp.Network(shape, activation="tanh", output="softmax", dtype=dtype,
                          random_state=0)
     X, y = make_data(rows, shape[0], shape[-1], "softmax", seed=3, dtype=dtype)

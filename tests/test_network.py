@@ -10,7 +10,7 @@ import pytest
 
 import fastbp
 from fastbp import _config, network, reference
-from fastbp._kernels.dense import use_blas, use_tiles
+from fastbp._kernels.dense import use_blas, use_gradient_tiles, use_tiles
 
 from conftest import ACTIVATIONS, OUTPUTS, compiled, make_data, run_child, targets_2d
 
@@ -63,8 +63,10 @@ def _wrap_run_epochs(monkeypatch, wrapper):
 
 
 def _path(a, b, batch):
-    return ("blas" if compiled(use_blas)(a, b, batch)
-            else "tiles" if compiled(use_tiles)(a, b, batch) else "loops")
+    if compiled(use_blas)(a, b, batch):
+        # (the weight gradient in the tiles, the forward product and the delta in BLAS)
+        return "blas+tiles" if compiled(use_gradient_tiles)(a, b, batch) else "blas"
+    return "tiles" if compiled(use_tiles)(a, b, batch) else "loops"
 
 
 # Shapes on each side of the thresholds: each layer's path for the full batches, or for
@@ -75,7 +77,9 @@ PATHS = {
     "loops": ([5, 12, 8, 3], 16, ["loops"] * 3),
     "tiles": ([64, 50, 42, 30], 61, ["tiles"] * 3),
     "blas": ([64, 48, 40, 32], 144, ["blas"] * 3),
-    "mixed": ([300, 256, 40, 4], 32, ["blas", "tiles", "loops"]),
+    "mixed": ([300, 256, 40, 4], 32, [
+        "blas+tiles" if _config.TILE_MAX_GRAD_WEIGHTS >= 300 * 256 else "blas", "tiles",
+        "loops"]),
 }
 
 
@@ -115,7 +119,10 @@ def test_blas_adds_its_weight_gradients_into_zeros_the_call_sets(monkeypatch, th
     # optimizers.sgd_update); a call must not rely on what an earlier one, perhaps
     # stopped halfway through a batch, left there.
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
-    shape, batch, _ = PATHS["mixed"]
+    shape, batch = [300, 256, 40, 4], 144  # the first layer's weight gradient in BLAS
+    with network._threads(threads):
+        rows = batch // network._split_parts(fastbp.Network(shape), batch)
+    assert _path(shape[0], shape[1], rows) == "blas"
 
     real_run_parts = network._run_parts
 

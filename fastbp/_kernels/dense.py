@@ -5,14 +5,16 @@ A layer with ``n_in`` inputs and ``n_out`` outputs keeps its weights row-major
 bias at ``params[b0:]``.  Activations are flat ``(width, nb)`` blocks.  Narrow
 layers run as Numba loops along the batch with bias and activation fused; small ones
 go through register-blocked tiles (``tiles.product``) and large ones through BLAS
-(``blas.matmul``), with the epilogue after (``use_tiles``, ``use_blas``).  A BLAS layer's input
+(``blas.matmul``), with the epilogue after (``use_tiles``, ``use_blas``); the tiles
+take the weight gradients of larger layers too (``use_gradient_tiles``).  A BLAS layer's input
 block in the forward pass is any row-major matrix inside a flat array: ``A[ia:]``,
 feature-major ``(n_in, nb)``, or, with ``a_rows``, sample-major ``(nb, n_in)`` (rows of X
 read in place by prediction), which BLAS reads transposed.
 """
 import numpy as np
 
-from .._config import BLAS_MIN_WIDTH, BLAS_MIN_WORK, TILE_MAX_BATCH, TILE_MAX_WEIGHTS, njit
+from .._config import (BLAS_MIN_WIDTH, BLAS_MIN_WORK, TILE_MAX_BATCH, TILE_MAX_GRAD_WEIGHTS,
+                       TILE_MAX_WEIGHTS, njit)
 from ._features import WITH_BLAS, WITH_BN, WITH_DROPOUT, WITH_SHORTCUT, WITH_TILES
 from .activations import IDENTITY, RELU, backprop_row, bias_activation
 from .batchnorm import normalize_row
@@ -44,6 +46,14 @@ def past_loops(n_in, n_out, nb):
 def use_tiles(n_in, n_out, nb):
     """Whether a layer past the loops' line is small enough for ``tiles`` to beat BLAS."""
     return (past_loops(n_in, n_out, nb) and n_in * n_out <= TILE_MAX_WEIGHTS
+            and nb <= TILE_MAX_BATCH)
+
+
+@njit
+def use_gradient_tiles(n_in, n_out, nb):
+    """Whether a layer past the loops' line takes its weight gradient from the tiles (up
+    to ``TILE_MAX_GRAD_WEIGHTS`` weights, at least those of ``use_tiles``)."""
+    return (past_loops(n_in, n_out, nb) and n_in * n_out <= TILE_MAX_GRAD_WEIGHTS
             and nb <= TILE_MAX_BATCH)
 
 
@@ -182,7 +192,7 @@ def dense_backward(params, grad, w0, b0, n_in, n_out, A, D, tmp, nb, code_in, pr
         bias_gradient(grad, b0, n_out, D, nb)
     if WITH_BLAS and past_loops(n_in, n_out, nb):  # tiles or BLAS
         tn, zero = _runtime()
-        if WITH_TILES and use_tiles(n_in, n_out, nb):
+        if WITH_TILES and use_gradient_tiles(n_in, n_out, nb):
             # dW = A @ D.T, with D transposed first (into tmp, free until the delta) so
             # that the tiles read it along dW's rows.
             transpose(n_out, nb, D, zero, nb, tmp, zero, n_out)
