@@ -26,7 +26,8 @@ WITH_DROPOUT = True
 WITH_SHORTCUT = True
 #: Some hidden layer's derivative reads a kept block (``epoch.keeps_separately``).
 WITH_KEPT = True
-#: Some layer is wide enough for BLAS, or small enough past the loops for the tiles
-#: (``dense.use_blas``, ``dense.use_tiles``).
+#: Some layer is wide enough for BLAS, or small enough past the loops for the tiles, or
+#: for their weight gradient (``dense.use_blas``, ``dense.use_tiles``,
+#: ``dense.use_gradient_tiles``).
 WITH_BLAS = True
 WITH_TILES = True

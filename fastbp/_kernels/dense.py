@@ -43,18 +43,24 @@ def past_loops(n_in, n_out, nb):
 
 
 @njit
+def _tiles_take(n_in, n_out, nb, max_weights):
+    """Whether a layer past the loops' line, of at most ``max_weights`` weights, on a batch
+    of at most ``TILE_MAX_BATCH`` rows, goes to the tiles."""
+    return (past_loops(n_in, n_out, nb) and n_in * n_out <= max_weights
+            and nb <= TILE_MAX_BATCH)
+
+
+@njit
 def use_tiles(n_in, n_out, nb):
     """Whether a layer past the loops' line is small enough for ``tiles`` to beat BLAS."""
-    return (past_loops(n_in, n_out, nb) and n_in * n_out <= TILE_MAX_WEIGHTS
-            and nb <= TILE_MAX_BATCH)
+    return _tiles_take(n_in, n_out, nb, TILE_MAX_WEIGHTS)
 
 
 @njit
 def use_gradient_tiles(n_in, n_out, nb):
     """Whether a layer past the loops' line takes its weight gradient from the tiles (up
     to ``TILE_MAX_GRAD_WEIGHTS`` weights, at least those of ``use_tiles``)."""
-    return (past_loops(n_in, n_out, nb) and n_in * n_out <= TILE_MAX_GRAD_WEIGHTS
-            and nb <= TILE_MAX_BATCH)
+    return _tiles_take(n_in, n_out, nb, TILE_MAX_GRAD_WEIGHTS)
 
 
 @njit
