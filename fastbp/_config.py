@@ -144,6 +144,21 @@ TILE_READ_PAST = 16
 #: sliced epoch without its update: 0.75 ms, with it 1.5-1.8 ms).  Where the line falls
 #: depends on how fast the cores exchange cache lines: ``SPLIT_MIN_TILED_ROWS``.
 SPLIT_MIN_ROWS = 8
+#: A sliced batch's first layer is split by its inputs (``network._first_split``,
+#: ``_kernels.epoch.run_epochs``) when it has more than ``SPLIT_FIRST_MIN_WEIGHTS`` weights
+#: and each part gets at least ``SPLIT_FIRST_MIN_INPUTS`` inputs: each part then sums the
+#: first layer's product over its share of the inputs for the whole batch, and takes the
+#: weight gradient of those inputs' rows, so that those weights and their gradient stay in
+#: its core's cache; the parts exchange the product's partial sums and the first layer's
+#: delta instead (a third barrier a batch).  Measured on the Intel Xeon (2 threads,
+#: float32, ``benchmarks/scripts/bench_split.py``-like alternated runs in one process,
+#: split against sliced as before): 784-256-128-10 on batches of 32 1.35x, 128 1.11-1.29x,
+#: 256 0.99-1.11x; 784-512-512-10 1.06x; 400-256-10 1.19x, 1024-128-10 1.06x,
+#: 784-128-10 1.00-1.05x; at 2**16 weights and below even or slower (512-128-10 0.93-1.02x,
+#: 256-256-10 0.95-0.99x, 784-64-10 0.87-1.00x, 256-64-10 0.89x, 64-100-10 float64 0.80x),
+#: where the extra barrier outweighs the exchange saved.  Not measured on other machines.
+SPLIT_FIRST_MIN_WEIGHTS = 2 ** 16
+SPLIT_FIRST_MIN_INPUTS = 32
 SPLIT_MAX_WORK = 2 ** 27 if WIDE_VECTORS else 2 ** 24
 
 #: A batch none of whose layers goes through BLAS whole (only the tiles and the loops) is

@@ -28,8 +28,9 @@ from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, SGD a
 from ._kernels.shuffle import epoch_orders
 from ._kernels.sync import ABORT, SYNC_SIZE
 from ._variants import kernels
-from ._spec import (ACTIVATIONS, G_OFF, N_OUT, OUTPUTS, S_OFF, ParamViews, buffer_sizes,
-                    has_shortcuts, layer_table, n_running_stats, scale_views, weight_views)
+from ._spec import (ACTIVATIONS, FLAGS, G_OFF, N_OUT, OUTPUTS, S_OFF, SHORTCUT, ParamViews,
+                    buffer_sizes, has_shortcuts, layer_table, n_running_stats, scale_views,
+                    weight_views)
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
                           check_layers, check_nonnegative_float, check_optional_positive_float,
                           check_positive_float, check_random_state, check_sample_weight,
@@ -960,11 +961,14 @@ class _Trainer:
         rows = batch if self.parts == 1 else max(-(-batch // self.parts),
                                                  2 * _config.SPLIT_MIN_ROWS)
         abuf_len, tmp_len = net._buffer_sizes(rows)
-        # Whether a slice calls BLAS (a slice has at most ``rows`` rows; see _calls_blas).
-        self.slices_call_blas = self.parts > 1 and any(
-            _calls_blas(n_in, n_out, rows) for n_in, n_out in zip(net.layers[:-1], net.layers[1:]))
         self.abufs = np.empty((self.parts, abuf_len), dtype=net.dtype)
         self.tmps = np.empty((self.parts, tmp_len), dtype=net.dtype)
+        self.firsts = np.empty((self.parts, _first_split(net, self.parts, batch)),
+                               dtype=net.dtype)
+        # Whether a slice calls BLAS (a slice has at most ``rows`` rows; see _calls_blas),
+        # or the parts do, for a first layer split by its inputs.
+        self.slices_call_blas = self.parts > 1 and (self.firsts.shape[1] > 0 or any(
+            _calls_blas(n_in, n_out, rows) for n_in, n_out in zip(net.layers[:-1], net.layers[1:])))
         self.grad = np.empty_like(net._params)
         self.grads = np.empty((self.parts - 1, net._params.size), dtype=net.dtype)
         self.last_good = net._params.copy()
@@ -1028,7 +1032,8 @@ class _Trainer:
             raise RuntimeError("_Trainer.run with slices needs the trainer's with block")
         ran, shared = _run_parts(self.parts, (
             params, self.X, self.Y, self.SW, orders, net._table, self.batch,
-            net._optimizer.kind, net._hyper, net._opt_state, self.abufs, self.tmps, self.grad,
+            net._optimizer.kind, net._hyper, net._opt_state, self.abufs, self.tmps, self.firsts,
+            self.grad,
             self.parts, self.grads, _NO_RATES if rates is None else rates, net.dropout, seeds,
             losses, self.norms, want_loss, net._stats,
             _NO_STOPPING if stopping is None else stopping, self.probe))
@@ -1087,6 +1092,32 @@ def _split_parts(net, batch, call_rows=None):
                for n_in, n_out in zip(net.layers[:-1], net.layers[1:])):
         rows = max(rows, _config.SPLIT_MIN_TILED_ROWS)
     return max(1, min(_thread_count(), batch // rows))
+
+
+def _feature_range(n, parts, part):
+    """``_kernels.epoch.feature_range`` in Python: the inputs ``lo:hi`` of a first layer of
+    ``n`` inputs split by its inputs that part ``part`` of ``parts`` takes."""
+    lo = (n * part // parts) // 16 * 16
+    hi = n if part == parts - 1 else (n * (part + 1) // parts) // 16 * 16
+    return lo, hi
+
+
+def _first_split(net, parts, batch):
+    """The length of each part's row of ``firsts`` (``_kernels.epoch.run_epochs``): 0 when
+    the sliced batches keep the first layer whole; otherwise its outputs and the part's
+    share of its inputs (``_feature_range``) over a whole batch.  The first layer is split
+    by its inputs when the batch is sliced, the layer has more than
+    ``_config.SPLIT_FIRST_MIN_WEIGHTS`` weights and takes BLAS or the tiles on the whole
+    batch, each part gets at least ``_config.SPLIT_FIRST_MIN_INPUTS`` inputs, and it is
+    hidden and has no shortcut."""
+    widths = net.layers
+    n_in, n_out = widths[0], widths[1]
+    if (parts < 2 or len(widths) < 3 or n_in < parts * _config.SPLIT_FIRST_MIN_INPUTS
+            or n_in * n_out <= _config.SPLIT_FIRST_MIN_WEIGHTS
+            or net._table[0, FLAGS] & SHORTCUT or not _past_loops(n_in, n_out, batch)):
+        return 0
+    share = max(hi - lo for lo, hi in (_feature_range(n_in, parts, p) for p in range(parts)))
+    return (n_out + share) * batch
 
 
 def _run_parts(parts, args):

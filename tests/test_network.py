@@ -129,8 +129,8 @@ def test_blas_adds_its_weight_gradients_into_zeros_the_call_sets(monkeypatch, th
     def soiled(parts, args):
         # (before any part starts: a part's own wrapper would soil the buffers under the
         # others' feet)
-        args[12][:] = np.nan  # (run_epochs' ``grad`` and ``grads``)
-        args[14][:] = np.nan
+        args[13][:] = np.nan  # (run_epochs' ``grad`` and ``grads``)
+        args[15][:] = np.nan
         return real_run_parts(parts, args)
 
     monkeypatch.setattr(network, "_run_parts", soiled)
@@ -207,7 +207,7 @@ def test_calls_with_too_little_work_for_the_hand_over_are_not_cut(monkeypatch):
     parts = []
 
     def recording(real, *args):
-        parts.append(int(args[13]))  # (run_epochs' ``parts``)
+        parts.append(int(args[14]))  # (run_epochs' ``parts``)
         return real(*args)
 
     _wrap_run_epochs(monkeypatch, recording)
@@ -223,25 +223,29 @@ fastbp._config.SPLIT_MIN_CALL_WORK = 0  # (slices even for calls this small)
 fastbp._config.SPLIT_MIN_TILED_ROWS = 8  # (and batches this small, on any machine)
 assert numba.config.NUMBA_NUM_THREADS == 4
 rng = np.random.default_rng(0)
-X = rng.standard_normal((3 * 64 + 20, 6)); y = rng.integers(0, 3, len(X))
-nets = []
-for threads in (1, 4):
-    net = fastbp.Network([6, 12, 3], output="softmax", dtype=np.float64, random_state=0)
-    with network._threads(threads):
-        assert network._split_parts(net, 64) == threads
-    net.fit(X, y, epochs=3, batch_size=64, optimizer="adam", learning_rate=0.01,
-            n_threads=threads)
-    nets.append(net)
-np.testing.assert_allclose(nets[0].get_params_vector(), nets[1].get_params_vector(),
-                           rtol=0, atol=1e-12)
-np.testing.assert_allclose(nets[0].loss_curve_, nets[1].loss_curve_, rtol=1e-12)
+# (the second network's first layer split by its inputs in four, see run_epochs)
+for layers, split, tol in (([6, 12, 3], False, 1e-12), ([300, 256, 6, 3], True, 1e-9)):
+    X = rng.standard_normal((3 * 64 + 20, layers[0])); y = rng.integers(0, 3, len(X))
+    nets = []
+    for threads in (1, 4):
+        net = fastbp.Network(layers, output="softmax", dtype=np.float64, random_state=0)
+        with network._threads(threads):
+            assert network._split_parts(net, 64) == threads
+        assert (network._first_split(net, threads, 64) > 0) == (split and threads == 4)
+        net.fit(X, y, epochs=3, batch_size=64, optimizer="adam", learning_rate=0.01,
+                n_threads=threads)
+        nets.append(net)
+    np.testing.assert_allclose(nets[0].get_params_vector(), nets[1].get_params_vector(),
+                               rtol=0, atol=tol)
+    np.testing.assert_allclose(nets[0].loss_curve_, nets[1].loss_curve_, rtol=tol)
 print("ok")
 """
 
 
 def test_four_slices_and_a_last_batch_cut_in_fewer_equal_one_thread():
     # Four threads (more than this machine may have: only the sums' order changes):
-    # batches of 64 in four slices of 16, the last batch of 20 rows in two of 10.
+    # batches of 64 in four slices of 16, the last batch of 20 rows in two of 10; a first
+    # layer split by its inputs in four, except in that last batch.
     assert run_child(SLICES, NUMBA_NUM_THREADS="4") == "ok"
 
 

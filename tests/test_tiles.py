@@ -94,9 +94,16 @@ def test_gather_transposes_the_rows_it_visits(dtype, n_features, nb):
     X = rng.standard_normal((3 * nb + 5, n_features)).astype(dtype)
     order = rng.permutation(len(X)).astype(np.int64)
     A = np.full(n_features * nb + 3, np.nan, dtype)
-    compiled(gather)(X, order, 4, nb, A)
+    compiled(gather)(X, order, 4, nb, 0, n_features, A)
     np.testing.assert_array_equal(A[:-3].reshape(n_features, nb), X[order[4:4 + nb]].T)
     assert np.isnan(A[-3:]).all()
+    # a range of the features only (a part's share of a first layer split by its inputs)
+    f_lo, f_hi = n_features // 3, n_features - 1
+    A[:] = np.nan
+    compiled(gather)(X, order, 4, nb, f_lo, f_hi, A)
+    m = (f_hi - f_lo) * nb
+    np.testing.assert_array_equal(A[:m].reshape(f_hi - f_lo, nb), X[order[4:4 + nb], f_lo:f_hi].T)
+    assert np.isnan(A[m:]).all()
 
 
 def test_the_tile_loop_is_marked_not_to_be_unrolled():

@@ -136,6 +136,57 @@ def test_each_thread_updating_its_share_follows_the_same_rules(rule, threads, ex
     np.testing.assert_allclose(net.gradient_norms_, alone.gradient_norms_, rtol=1e-12)
 
 
+@pytest.mark.parametrize("extra", [dict(), dict(alpha=0.1, clip_value=0.05),
+                                   dict(alpha=0.1, clip_norm=0.2, clip_value=0.05)],
+                         ids=["plain", "one-pass", "norm-clipped"])
+@pytest.mark.parametrize("rule", ["sgd", "adam"])
+def test_a_first_layer_split_by_its_inputs_follows_the_same_rules(monkeypatch, rule, extra):
+    # Two threads and a first layer of more than SPLIT_FIRST_MIN_WEIGHTS weights: each part
+    # sums the first layer's product over its share of the inputs for the whole batch,
+    # takes those inputs' weight gradient and updates them alone, the rest of the flat
+    # vector shared out as before (epoch.run_epochs).  Batches of 24 rows, then one of 10,
+    # too few to cut, which runs whole on one part between split ones.
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
+    shape = [300, 256, 6, 3]
+    X, y = make_data(58, shape[0], shape[-1], "softmax", seed=3)
+    Y = targets_2d(y, shape[-1], "softmax")
+    sizes = []
+    real = network._first_split
+    monkeypatch.setattr(network, "_first_split", lambda *a: sizes.append(real(*a)) or sizes[-1])
+
+    def fit(threads):
+        net = fastbp.Network(shape, activation="tanh", output="softmax", dtype=np.float64,
+                             random_state=4)
+        expected = numpy_training(net, X, Y, rule=rule, lrs=[0.05] * 3, batch_size=24, **extra)
+        net.fit(X, y, epochs=3, batch_size=24, learning_rate=0.05, optimizer=rule,
+                shuffle=False, n_threads=threads, **extra)
+        np.testing.assert_allclose(net.get_params_vector(), expected, rtol=0, atol=1e-10)
+        return net
+
+    split = fit(2)
+    assert sizes and all(size > 0 for size in sizes)  # every call split its first layer
+    alone = fit(1)
+    assert sizes[-1] == 0
+    # (sums over 300 inputs in another order: the trajectories part at about 1e-12)
+    np.testing.assert_allclose(split.loss_curve_, alone.loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(split.gradient_norms_, alone.gradient_norms_, rtol=1e-9)
+
+
+def test_the_first_layers_input_shares_are_the_kernels():
+    # network._feature_range sizes the buffers by the kernel's own rule: shares that cover
+    # the inputs once, cut at multiples of 16
+    from fastbp._kernels.epoch import feature_range
+
+    for n in (64, 65, 300, 784, 1000):
+        for parts in (2, 3, 4):
+            shares = [network._feature_range(n, parts, p) for p in range(parts)]
+            assert shares == [tuple(compiled(feature_range)(n, parts, p)) for p in range(parts)]
+            assert shares[0][0] == 0 and shares[-1][1] == n
+            assert all(a[1] == b[0] and a[1] % 16 == 0 for a, b in zip(shares, shares[1:]))
+            assert all(hi > lo for lo, hi in shares)
+
+
 def test_l2_term_is_in_the_loss():
     net, X, y, Y = make_problem()
     alpha = 0.7

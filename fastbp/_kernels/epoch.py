@@ -15,18 +15,20 @@ shortcuts, the second half of ``tmp`` carries their gradients down the backward 
 import numpy as np
 
 from .._config import SPLIT_MIN_ROWS, njit, njit_entry, njit_inline
-from ._features import WITH_BLAS, WITH_BN, WITH_DROPOUT, WITH_KEPT, WITH_SHORTCUT
-from .activations import IDENTITY, keeps_pre
+from ._features import WITH_BLAS, WITH_BN, WITH_DROPOUT, WITH_KEPT, WITH_SHORTCUT, WITH_TILES
+from .activations import IDENTITY, bias_activation, keeps_pre
 from . import batchnorm
 from .batchnorm import EVAL, TRAIN, TRAIN_UPDATE
 from .dropout import apply_row, batch_seed
-from .dense import blas_forward, blas_on_some_batch, dense_backward, dense_forward, use_blas
+from .blas import matmul
+from .dense import (_runtime, bias_gradient, blas_forward, blas_on_some_batch, dense_backward,
+                    dense_forward, use_blas, use_gradient_tiles, use_tiles)
 from .losses import loss_and_delta, output_activation
 from .optimizers import (H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, SGD, advance,
                          clear_weight_gradients, clip_norm_scale, clip_values, l2_penalty,
                          l2_range, sgd_update, step, weight_squares)
 from .sync import STOP, atomic_load, atomic_store, barrier
-from .tiles import VECTOR_BYTES, gather_block
+from .tiles import VECTOR_BYTES, gather_block, product, transpose
 
 
 #: _RUNTIME: the integers that kernels pass to other kernels are made ``np.int64(...)``,
@@ -36,22 +38,23 @@ from .tiles import VECTOR_BYTES, gather_block
 
 
 @njit
-def gather(X, order, start, nb, A):
-    """Copy rows ``order[start:start+nb]`` of ``X`` into ``A`` as a flat ``(n_features, nb)``
-    block: whole ``V x V`` blocks transposed in registers (``tiles.gather_block``), the
-    edges element by element (which, for all of it, took 2% of the small workload's time)."""
+def gather(X, order, start, nb, f_lo, f_hi, A):
+    """Copy the features ``f_lo:f_hi`` of rows ``order[start:start+nb]`` of ``X`` into ``A``
+    as a flat ``(f_hi - f_lo, nb)`` block: whole ``V x V`` blocks transposed in registers
+    (``tiles.gather_block``), the edges element by element (which, for all of it, took 2%
+    of the small workload's time)."""
     n_features = X.shape[1]
     v = VECTOR_BYTES // A.itemsize
     b_full = nb - nb % v
-    i_full = n_features - n_features % v
+    i_full = f_hi - (f_hi - f_lo) % v
     X1 = X.reshape(-1)
     for b in range(0, b_full, v):
-        for i in range(0, i_full, v):
-            gather_block(X1, order, start + b, n_features, i, A, i * nb + b, nb)
+        for i in range(f_lo, i_full, v):
+            gather_block(X1, order, start + b, n_features, i, A, (i - f_lo) * nb + b, nb)
     for b in range(nb):
         r = order[start + b]
-        for i in range(i_full if b < b_full else 0, n_features):
-            A[i * nb + b] = X[r, i]
+        for i in range(i_full if b < b_full else f_lo, f_hi):
+            A[(i - f_lo) * nb + b] = X[r, i]
 
 
 @njit
@@ -183,7 +186,7 @@ def forward_rows(params, X, order, start, nb, layers, abuf, stats, mode, drop, s
     unless ``gathered``: already in place); returns the offset of the output logits in
     ``abuf``.  ``mode``, ``drop``, ``seed``: as in ``forward_batch``."""
     if not gathered:
-        gather(X, order, start, nb, abuf)
+        gather(X, order, start, nb, np.int64(0), np.int64(X.shape[1]), abuf)
     return forward_batch(params, layers, abuf, nb, stats, mode, np.int64(0), drop, seed)
 
 
@@ -229,8 +232,19 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
     n_out = layers[n_layers - 1, 1]
     loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * nb], Y, SW, order,
                           start, nb, n_out, scale, want_loss, tmp)
+    backward_layers(params, layers, abuf, tmp, grad, off, nb, np.int64(0), drop, seed, add_grad)
+    return loss
+
+
+@njit_inline
+def backward_layers(params, layers, abuf, tmp, grad, off, nb, first, drop, seed, add_grad):
+    """The backward pass from the output delta at ``abuf[off:]`` down through the layers
+    from the last to ``first``, each one's gradients into ``grad``; layer ``first`` > 0
+    leaves the delta of layer ``first - 1``'s output in place of that output.  The
+    arguments as in ``batch_gradient``."""
+    n_layers = layers.shape[0]
     carry = tmp[tmp.shape[0] // 2:]  # used only with shortcuts, when tmp has two halves
-    for l in range(n_layers - 1, -1, -1):
+    for l in range(n_layers - 1, first - 1, -1):
         n_in = layers[l, 0]
         prev = off - n_in * nb
         # A batch-normalized layer's shift gets its gradient from batchnorm.backward.
@@ -248,7 +262,6 @@ def batch_gradient(params, X, Y, SW, order, start, nb, layers, abuf, tmp, grad, 
             batchnorm.backward(params, grad, layers[l - 1, 4], layers[l - 1, 6], n_in,
                                abuf[prev:off], U, nb)
         off = prev
-    return loss
 
 
 @njit
@@ -263,6 +276,102 @@ def batch_slice(nb, parts, part):
 
 
 @njit
+def feature_range(n, parts, part):
+    """The inputs ``lo:hi`` of a first layer of ``n`` inputs that part ``part`` of ``parts``
+    takes when the first layer is split by its inputs (``run_epochs``), cut at multiples of
+    16 (whole register blocks of ``gather``); ``network._first_split`` sizes the buffers
+    from the same rule."""
+    lo = ((n * part) // parts) // 16 * 16
+    hi = n if part == parts - 1 else ((n * (part + 1)) // parts) // 16 * 16
+    return lo, hi
+
+
+@njit
+def first_partial(params, X, order, start, nb, layers, first, batch_size, parts, part):
+    """Part ``part``'s share of the first layer's product for the whole batch of rows
+    ``order[start:start+nb]``: its inputs ``feature_range`` gathered into ``first`` (from
+    ``layers[0, 1] * batch_size`` on), and ``first[:n_out * nb]`` = the sum over those inputs
+    only, ``W[lo:hi].T @ A[lo:hi]`` (flat ``(n_out, nb)``)."""
+    n_in, n_out, w0 = layers[0, 0], layers[0, 1], layers[0, 3]
+    f_lo, f_hi = feature_range(n_in, parts, part)
+    f = f_hi - f_lo
+    g0 = n_out * batch_size
+    G = first[g0:]
+    gather(X, order, start, nb, f_lo, f_hi, G)
+    tn, zero = _runtime()
+    if WITH_TILES and use_tiles(f, n_out, nb):
+        product(n_out, nb, f, params, w0 + f_lo * n_out, n_out, np.int64(1), G, zero, nb, first,
+                zero, nb)
+    else:
+        matmul(tn[1], tn[0], n_out, nb, f, 1.0, params, w0 + f_lo * n_out, n_out, G, zero, nb,
+               0.0, first, zero, nb)
+
+
+@njit_inline
+def split_gradient(params, Y, SW, order, start, lo, m, nb, layers, abuf, tmp, grad, scale,
+                   want_loss, stats, firsts, parts):
+    """``batch_gradient`` for the rows ``lo:lo+m`` of a batch of ``nb`` whose first layer's
+    product the parts computed by inputs (``first_partial``, into ``firsts``): its output
+    for these rows is the parts' sums added, then the bias and the activation; the other
+    layers forward and backward as in ``batch_gradient``.  The first layer's delta is left
+    in place of its output (for ``first_weight_gradient``), and its bias gradient over
+    these rows goes into ``grad``."""
+    n_layers = layers.shape[0]
+    n_in0, n_out0 = layers[0, 0], layers[0, 1]
+    out0 = n_in0 * m
+    Z = abuf[out0:]
+    P = abuf[pre_offset(layers, m, np.int64(0), out0):]
+    code = layers[0, 2]
+    for j in range(n_out0):
+        z = Z[j * m:(j + 1) * m]
+        s = firsts[0, j * nb + lo:j * nb + lo + m]
+        for b in range(m):
+            z[b] = s[b]
+        for q in range(1, parts):
+            s = firsts[q, j * nb + lo:j * nb + lo + m]
+            for b in range(m):
+                z[b] += s[b]
+        bias_activation(z, params[layers[0, 4] + j], code, P[j * m:(j + 1) * m])
+    off = forward_batch(params, layers, abuf, m, stats, np.int64(TRAIN_UPDATE), np.int64(1), 0.0,
+                        np.int64(0))
+    n_out = layers[n_layers - 1, 1]
+    loss = loss_and_delta(layers[n_layers - 1, 2], abuf[off:off + n_out * m], Y, SW, order,
+                          start + lo, m, n_out, scale, want_loss, tmp)
+    backward_layers(params, layers, abuf, tmp, grad, off, m, np.int64(1), 0.0, np.int64(0),
+                    np.bool_(False))
+    bias_gradient(grad, layers[0, 4], n_out0, Z, m)
+    return loss
+
+
+@njit
+def first_weight_gradient(layers, first, abufs, grad, batch_size, nb, parts, part):
+    """Part ``part``'s rows of the first layer's weight gradient (its inputs
+    ``feature_range``), ``A[lo:hi] @ D.T`` over the whole batch of ``nb`` rows: its gathered
+    inputs in ``first`` times the deltas that each part's slice left in its row of
+    ``abufs`` (``split_gradient``), one product per slice, into ``grad``."""
+    n_in, n_out, w0 = layers[0, 0], layers[0, 1], layers[0, 3]
+    f_lo, f_hi = feature_range(n_in, parts, part)
+    tn, zero = _runtime()
+    if WITH_TILES and use_gradient_tiles(f_hi - f_lo, n_out, nb // parts):
+        # (the tiles' rule for a slice's own weight gradient, their sum then over all the
+        # parts' slices: the medium epoch ran 3-5% faster than with one BLAS product per
+        # slice, four alternated pairs of processes)
+        # The deltas transposed, (nb, n_out), where the parts' sums were (read by now).
+        for q in range(parts):
+            _, lo, hi = batch_slice(nb, parts, q)
+            m = hi - lo
+            transpose(n_out, m, abufs[q], n_in * m, m, first, lo * n_out, n_out)
+        product(f_hi - f_lo, n_out, nb, first, n_out * batch_size, np.int64(1), nb, first, zero,
+                n_out, grad, w0 + f_lo * n_out, n_out)
+        return
+    for q in range(parts):
+        _, lo, hi = batch_slice(nb, parts, q)
+        m = hi - lo
+        matmul(tn[0], tn[1], f_hi - f_lo, n_out, m, 1.0, first, n_out * batch_size + lo, nb,
+               abufs[q], n_in * m, m, 0.0 if q == 0 else 1.0, grad, w0 + f_lo * n_out, n_out)
+
+
+@njit
 def weight_sum(SW, order, start, nb):
     """Sum of the sample weights of one batch."""
     total = 0.0
@@ -273,7 +382,7 @@ def weight_sum(SW, order, start, nb):
 
 @njit_entry
 def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state, abufs, tmps,
-               grad, parts, grads, rates, drop, seeds, losses, norms, want_loss, stats,
+               firsts, grad, parts, grads, rates, drop, seeds, losses, norms, want_loss, stats,
                stopping, probe, part, sync, shared):
     """Train for ``losses.shape[0]`` epochs, updating ``params`` after every minibatch.
 
@@ -317,6 +426,17 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
     the gradients, after the update), three times with norm clipping (its norm before the
     step).  The BLAS the parts call must then be single-threaded.  ``parts`` = 1: one
     call, whole batches.
+
+    ``firsts`` not empty (``(parts, (layers[0, 1] + inputs) * batch_size)``, see
+    ``network._first_split``): a batch cut into ``parts`` slices has its first layer split
+    by its inputs instead.  Each part gathers its share of the inputs (``feature_range``)
+    over the whole batch into its row of ``firsts`` and sums the product over them
+    (``first_partial``); after one more barrier, each part's slice adds the parts' sums
+    (``split_gradient``) and runs the other layers as before; after the gradients'
+    barrier, each part takes the first layer's weight gradient of its inputs, over the
+    whole batch (``first_weight_gradient``), and updates those weights alone, with its
+    share of the rest of the flat vector.  The first layer's weights, most of a network
+    like ``medium``'s, then never cross between the cores, nor their gradient.
     """
     n = orders.shape[1]
     n_params = params.shape[0]
@@ -358,7 +478,17 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                 # (before the barrier: the other parts' steps read the count after it)
                 advance(kind, hyper)
             part_loss = 0.0
-            if hi > lo:
+            split = WITH_BLAS and firsts.shape[1] > 0 and k == parts
+            if split:
+                first_partial(params, X, order, start, nb, layers, firsts[part], batch_size,
+                              parts, part)
+                if barrier(sync, parts):
+                    return -1
+                part_loss = split_gradient(
+                    params, Y, SW, order, start, lo, hi - lo, nb, layers, abufs[part], tmps[part],
+                    grad if lead else grads[part - 1], 1.0 / sw_sum, want_loss, stats, firsts,
+                    parts)
+            elif hi > lo:
                 # The part's slice of the batch (the whole batch, part 0's, when k is 1;
                 # dropout only then, see network._split_parts).
                 part_loss = batch_gradient(
@@ -375,13 +505,34 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
             # barrier before it does).
             mine = shared[part]
             mine[0] = part_loss
-            lo = (n_params * part) // parts
-            hi = (n_params * (part + 1)) // parts
+            own = grad if lead else grads[part - 1]
+            # With the first layer split, the part's inputs' rows of its weights, own_lo:own_hi,
+            # have their whole gradient in the part's own buffer; the rest of the flat vector
+            # from r0 on is shared out as usual.
+            r0 = np.int64(0)
+            own_lo = own_hi = np.int64(0)
+            if split:
+                first_weight_gradient(layers, firsts[part], abufs, own, batch_size, nb, parts,
+                                      part)
+                f_lo, f_hi = feature_range(layers[0, 0], parts, part)
+                own_lo = layers[0, 3] + f_lo * layers[0, 1]
+                own_hi = layers[0, 3] + f_hi * layers[0, 1]
+                r0 = layers[0, 3] + layers[0, 0] * layers[0, 1]
+            lo = r0 + ((n_params - r0) * part) // parts
+            hi = r0 + ((n_params - r0) * (part + 1)) // parts
             if kind == SGD and hyper[H_CLIP_NORM] <= 0.0 and k <= 2:
                 # Nothing needs the whole gradient's norm before the step: one pass.
-                mine[1] = sgd_update(params, grad, grads[0] if k > 1 else grad, k > 1, layers,
-                                     alpha, sw_sum, hyper[H_CLIP_VALUE], hyper[H_LR], lo, hi,
-                                     mine[3:], clear)
+                l2 = 0.0
+                sq_own = 0.0
+                if split:
+                    l2 = sgd_update(params, own, own, False, layers, alpha, sw_sum,
+                                    hyper[H_CLIP_VALUE], hyper[H_LR], own_lo, own_hi, mine[3:],
+                                    clear)
+                    sq_own = mine[3]  # (the rest holds none of the first layer's weights)
+                mine[1] = l2 + sgd_update(params, grad, grads[0] if k > 1 else grad, k > 1,
+                                          layers, alpha, sw_sum, hyper[H_CLIP_VALUE],
+                                          hyper[H_LR], lo, hi, mine[3:], clear)
+                mine[3] += sq_own
                 mine[2] = 0.0
             else:
                 if k > 1:
@@ -390,9 +541,20 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                         g = grads[q - 1][lo:hi]
                         for i in range(g.shape[0]):
                             gp[i] += g[i]
-                mine[1] = l2_range(params, grad, layers, alpha, sw_sum, lo, hi)
+                l2 = 0.0
+                sq_own = 0.0
+                clip_sq = 0.0
+                if split:
+                    l2 = l2_range(params, own, layers, alpha, sw_sum, own_lo, own_hi)
+                    weight_squares(own, layers, own_lo, own_hi, mine[3:])
+                    sq_own = mine[3]
+                    clip_sq = clip_values(own[own_lo:own_hi], hyper[H_CLIP_VALUE],
+                                          hyper[H_CLIP_NORM])
+                mine[1] = l2 + l2_range(params, grad, layers, alpha, sw_sum, lo, hi)
                 weight_squares(grad, layers, lo, hi, mine[3:])
-                mine[2] = clip_values(grad[lo:hi], hyper[H_CLIP_VALUE], hyper[H_CLIP_NORM])
+                mine[3] += sq_own
+                mine[2] = clip_sq + clip_values(grad[lo:hi], hyper[H_CLIP_VALUE],
+                                                hyper[H_CLIP_NORM])
                 if hyper[H_CLIP_NORM] > 0.0:
                     # The norm of the whole gradient, from every part's share.
                     if barrier(sync, parts):
@@ -402,11 +564,16 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                         sq += shared[q, 2]
                     factor = clip_norm_scale(sq, hyper[H_CLIP_NORM])
                     if factor != 1.0:
+                        f = grad.dtype.type(factor)
                         gp = grad[lo:hi]
-                        f = gp.dtype.type(factor)
+                        for i in range(gp.shape[0]):
+                            gp[i] *= f
+                        gp = own[own_lo:own_hi]
                         for i in range(gp.shape[0]):
                             gp[i] *= f
                 step(params, grad, kind, hyper, state, lo, hi)
+                if split:
+                    step(params, own, kind, hyper, state, own_lo, own_hi)
             # The next batch's passes read the weights just updated.
             if barrier(sync, parts):
                 return -1
@@ -518,7 +685,7 @@ def predict_rows(params, X, order, layers, chunk, abuf, tmp, out, stats):
             off = forward_from_rows(params, layers, X1, start * n_in0, abuf, nb, stats, mode,
                                     0.0, seed)
         else:
-            gather(X, order, start, nb, abuf)
+            gather(X, order, start, nb, np.int64(0), np.int64(X.shape[1]), abuf)
             off = forward_batch(params, layers, abuf, nb, stats, mode, np.int64(0), 0.0, seed)
         Z = abuf[off:off + n_out * nb]
         output_activation(layers[n_layers - 1, 2], Z, nb, n_out, tmp)
