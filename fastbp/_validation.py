@@ -1,8 +1,10 @@
 """Input and parameter checks.  Every message names the argument, what was expected and what was given."""
 import numbers
+import threading
 
 import numpy as np
 
+from . import _config
 from ._kernels.finite import all_finite
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -136,6 +138,28 @@ def _pandas_numbers(a, arr):
     return a.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _all_finite(flat):
+    """``all_finite(flat)``; for arrays of at least ``_config.FINITE_SPLIT_VALUES`` values,
+    when a fit here may use two threads (``network._thread_count``), its second half in
+    another thread at once (the kernel releases the GIL)."""
+    if flat.shape[0] < _config.FINITE_SPLIT_VALUES:
+        return all_finite(flat)
+    from .network import _thread_count  # (network imports this module)
+
+    if _thread_count() < 2:
+        return all_finite(flat)
+    half = flat.shape[0] // 2
+    second = []
+    helper = threading.Thread(target=lambda: second.append(all_finite(flat[half:])),
+                              name="fastbp-finite", daemon=True)
+    helper.start()
+    try:
+        first = all_finite(flat[:half])
+    finally:
+        helper.join()
+    return first and second[0]
+
+
 def _check_finite(name, arr, source=None):
     """``arr`` must be finite; ``source`` is what it was converted from, if anything.
 
@@ -145,7 +169,7 @@ def _check_finite(name, arr, source=None):
     if arr.dtype.kind != "f":
         return
     if arr.dtype in FLOAT_DTYPES and (arr.flags.c_contiguous or arr.flags.f_contiguous):
-        if all_finite(arr.ravel(order="K")):  # (a view, in memory order)
+        if _all_finite(arr.ravel(order="K")):  # (a view, in memory order)
             return
     elif np.isfinite(arr).all():  # (other float dtypes and layouts: rare)
         return

@@ -402,7 +402,8 @@ class Network:
                                  "training loss over all of X, with no held-out data, clipping "
                                  "or schedule (a stochastic optimizer takes those)")
 
-        X, Y, SW = self._check_data(X, y, sample_weight)
+        with _counting(n_threads):  # (the check of a large X takes two threads)
+            X, Y, SW = self._check_data(X, y, sample_weight)
         n = X.shape[0]
         train_rows = np.arange(n, dtype=np.int64)
         val = rng_before = None
@@ -1516,6 +1517,18 @@ def _check_threads(n_threads):
     if n_threads is None:
         return None
     return min(check_int("n_threads", n_threads), numba.config.NUMBA_NUM_THREADS)
+
+
+@contextlib.contextmanager
+def _counting(n_threads):
+    """``_threads`` without BLAS's limit: only fastbp's own count (None: as it is)."""
+    before = getattr(_THREAD_COUNT, "n", None)
+    if n_threads is not None:
+        _THREAD_COUNT.n = n_threads
+    try:
+        yield
+    finally:
+        _THREAD_COUNT.n = before
 
 
 @contextlib.contextmanager

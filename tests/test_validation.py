@@ -604,3 +604,42 @@ def test_the_finiteness_check_reads_fortran_ordered_and_strided_arrays():
     strided[4, 0] = np.nan
     with pytest.raises(ValueError, match="y contains NaN"):
         check_targets(strided[:, 0], strided.shape[0], 1, "identity", np.float64)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_large_inputs_are_checked_in_two_halves_and_every_value_is_seen(threads):
+    # Past _config.FINITE_SPLIT_VALUES values, with two threads, the second half is checked
+    # in another thread (_validation._all_finite): a bad value in either half, or at the cut
+    # or either end, is found; with one thread, the one pass finds the same.
+    from fastbp import _config, network
+
+    n = _config.FINITE_SPLIT_VALUES + 2
+    X = np.ones((n // 2, 2), dtype=np.float32)
+    with network._threads(threads):
+        assert check_X(X, np.float32) is not None
+        for at in (0, n // 2 - 1, n // 2, n // 2 + 1, n - 1, n // 4, 3 * n // 4):
+            X.reshape(-1)[at] = np.nan
+            with pytest.raises(ValueError, match="X contains NaN or infinity"):
+                check_X(X, np.float32)
+            X.reshape(-1)[at] = 1.0
+
+
+def test_a_fit_checks_its_inputs_in_as_many_threads_as_it_trains_with(monkeypatch):
+    import numba
+
+    from fastbp import _config, _validation
+
+    monkeypatch.setattr(_config, "FINITE_SPLIT_VALUES", 64)  # (this X is past it)
+    helpers = []
+    real = _validation.threading.Thread
+    monkeypatch.setattr(_validation.threading, "Thread",
+                        lambda *args, **kwargs: helpers.append(kwargs.get("name")) or
+                        real(*args, **kwargs))
+    X = make_X(n=100)
+    y = X[:, 0] > 0
+    net = fastbp.Network([N_IN, 4, 1], output="sigmoid", random_state=0)
+    net.fit(X, y, epochs=1, n_threads=1)
+    assert helpers == []
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        net.fit(X, y, epochs=1, n_threads=2)
+        assert "fastbp-finite" in helpers
