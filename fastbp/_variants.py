@@ -75,6 +75,12 @@ def features(table):
             on.add("WITH_BLAS")
             if n_in * n_out <= max(_config.TILE_MAX_WEIGHTS, _config.TILE_MAX_GRAD_WEIGHTS):
                 on.add("WITH_TILES")
+    # (the first layer's shape as network._first_split takes it, for two parts or more)
+    n_in, n_out = int(table[0, N_IN]), int(table[0, N_OUT])
+    if (table.shape[0] > 1 and n_in >= 2 * _config.SPLIT_FIRST_MIN_INPUTS
+            and n_in * n_out > _config.SPLIT_FIRST_MIN_WEIGHTS
+            and min(n_in, n_out) >= _config.BLAS_MIN_WIDTH and not table[0, FLAGS] & SHORTCUT):
+        on.add("WITH_SPLIT_FIRST")
     return frozenset(on)
 
 

@@ -1,4 +1,5 @@
 """Kernels compiled for the features a network uses (``fastbp._variants``)."""
+import itertools
 import re
 from pathlib import Path
 
@@ -26,8 +27,15 @@ def test_features_name_what_the_network_uses():
     # is small enough for the tiles too)
     assert f(_table([7, 12, 2], "identity", "identity")) == set()
     assert f(_table([8, 12, 2], "identity", "identity")) == {"WITH_BLAS", "WITH_TILES"}
+    # (no layer the tiles take: no tiles; a first layer of more than 2**16 weights, which
+    # sliced batches split by its inputs)
     assert f(_table([784, 600, 520], "tanh", "poisson")) == {
-        "WITH_TANH", "WITH_OUT_POISSON", "WITH_BLAS"}  # (no layer the tiles take: no tiles)
+        "WITH_TANH", "WITH_OUT_POISSON", "WITH_BLAS", "WITH_SPLIT_FIRST"}
+    assert "WITH_SPLIT_FIRST" in f(_table([300, 256, 6, 3]))
+    assert "WITH_SPLIT_FIRST" not in f(_table([256, 256, 10]))  # (2**16 weights: not more)
+    assert "WITH_SPLIT_FIRST" not in f(_table([48, 4096, 10]))  # (too few inputs to share)
+    assert "WITH_SPLIT_FIRST" not in f(_table([784, 256]))  # (no hidden layer)
+    assert "WITH_SPLIT_FIRST" not in f(_table([300, 300, 3], residual=True))  # (a shortcut)
     assert f(_table([4, 6, 6, 2], "gelu", "identity")) == {"WITH_GELU", "WITH_KEPT"}
     assert f(_table([4, 6, 6, 2], residual=True)) == {
         "WITH_RELU", "WITH_OUT_SOFTMAX", "WITH_SHORTCUT", "WITH_KEPT"}
@@ -194,3 +202,16 @@ def test_a_first_fit_compiles_only_the_paths_it_runs(tmp_path):
         "print(' '.join(str(len(f.signatures)) for f in fs))",
         NUMBA_CACHE_DIR=str(tmp_path))
     assert out.split() == ["0"] * 6 + ["1"]
+
+
+def test_a_fit_that_splits_its_first_layer_runs_kernels_compiled_with_the_split():
+    # Kernels without WITH_SPLIT_FIRST would run such a fit unsplit: right, but slower.
+    split = 0
+    for widths in ([300, 256, 6, 3], [784, 256, 128, 10], [64, 1025, 10], [63, 2000, 5],
+                   [256, 256, 10], [128, 513, 4], [4096, 17, 2]):
+        net = fastbp.Network(widths)
+        for parts, batch in itertools.product((2, 3, 4), (16, 64, 256)):
+            if network._first_split(net, parts, batch) > 0:
+                split += 1
+                assert "WITH_SPLIT_FIRST" in _variants.features(net._table), (widths, batch)
+    assert split > 0

@@ -31,3 +31,6 @@ WITH_KEPT = True
 #: ``dense.use_gradient_tiles``).
 WITH_BLAS = True
 WITH_TILES = True
+#: The first layer may be split by its inputs across the parts of a sliced fit
+#: (``epoch.run_epochs``, ``network._first_split``).
+WITH_SPLIT_FIRST = True

@@ -15,7 +15,8 @@ shortcuts, the second half of ``tmp`` carries their gradients down the backward 
 import numpy as np
 
 from .._config import SPLIT_MIN_ROWS, njit, njit_entry, njit_inline
-from ._features import WITH_BLAS, WITH_BN, WITH_DROPOUT, WITH_KEPT, WITH_SHORTCUT, WITH_TILES
+from ._features import (WITH_BLAS, WITH_BN, WITH_DROPOUT, WITH_KEPT, WITH_SHORTCUT,
+                        WITH_SPLIT_FIRST, WITH_TILES)
 from .activations import IDENTITY, bias_activation, keeps_pre
 from . import batchnorm
 from .batchnorm import EVAL, TRAIN, TRAIN_UPDATE
@@ -478,8 +479,9 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                 # (before the barrier: the other parts' steps read the count after it)
                 advance(kind, hyper)
             part_loss = 0.0
-            split = WITH_BLAS and firsts.shape[1] > 0 and k == parts
-            if split:
+            # (every use below tests the flag first: without it, the branch is not compiled)
+            split = firsts.shape[1] > 0 and k == parts
+            if WITH_SPLIT_FIRST and split:
                 first_partial(params, X, order, start, nb, layers, firsts[part], batch_size,
                               parts, part)
                 if barrier(sync, parts):
@@ -511,7 +513,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
             # from r0 on is shared out as usual.
             r0 = np.int64(0)
             own_lo = own_hi = np.int64(0)
-            if split:
+            if WITH_SPLIT_FIRST and split:
                 first_weight_gradient(layers, firsts[part], abufs, own, batch_size, nb, parts,
                                       part)
                 f_lo, f_hi = feature_range(layers[0, 0], parts, part)
@@ -524,7 +526,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                 # Nothing needs the whole gradient's norm before the step: one pass.
                 l2 = 0.0
                 sq_own = 0.0
-                if split:
+                if WITH_SPLIT_FIRST and split:
                     l2 = sgd_update(params, own, own, False, layers, alpha, sw_sum,
                                     hyper[H_CLIP_VALUE], hyper[H_LR], own_lo, own_hi, mine[3:],
                                     clear)
@@ -544,7 +546,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                 l2 = 0.0
                 sq_own = 0.0
                 clip_sq = 0.0
-                if split:
+                if WITH_SPLIT_FIRST and split:
                     l2 = l2_range(params, own, layers, alpha, sw_sum, own_lo, own_hi)
                     weight_squares(own, layers, own_lo, own_hi, mine[3:])
                     sq_own = mine[3]
@@ -568,11 +570,12 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                         gp = grad[lo:hi]
                         for i in range(gp.shape[0]):
                             gp[i] *= f
-                        gp = own[own_lo:own_hi]
-                        for i in range(gp.shape[0]):
-                            gp[i] *= f
+                        if WITH_SPLIT_FIRST and split:
+                            gp = own[own_lo:own_hi]
+                            for i in range(gp.shape[0]):
+                                gp[i] *= f
                 step(params, grad, kind, hyper, state, lo, hi)
-                if split:
+                if WITH_SPLIT_FIRST and split:
                     step(params, own, kind, hyper, state, own_lo, own_hi)
             # The next batch's passes read the weights just updated.
             if barrier(sync, parts):
