@@ -156,7 +156,8 @@ def test_a_first_layer_split_by_its_inputs_follows_the_same_rules(monkeypatch, r
     monkeypatch.setattr(network, "_first_split", lambda *a: sizes.append(real(*a)) or sizes[-1])
 
     def fit(threads):
-        net = fastbp.Network(shape, activation="tanh", output="softmax", dtype=np.float64,
+        # (relu, softmax and float64: the kernels of the path tests' network, compiled once)
+        net = fastbp.Network(shape, activation="relu", output="softmax", dtype=np.float64,
                              random_state=4)
         expected = numpy_training(net, X, Y, rule=rule, lrs=[0.05] * 3, batch_size=24, **extra)
         net.fit(X, y, epochs=3, batch_size=24, learning_rate=0.05, optimizer=rule,
