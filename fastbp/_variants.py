@@ -75,13 +75,22 @@ def features(table):
             on.add("WITH_BLAS")
             if n_in * n_out <= max(_config.TILE_MAX_WEIGHTS, _config.TILE_MAX_GRAD_WEIGHTS):
                 on.add("WITH_TILES")
-    # (the first layer's shape as network._first_split takes it, for two parts or more)
-    n_in, n_out = int(table[0, N_IN]), int(table[0, N_OUT])
-    if (table.shape[0] > 1 and n_in >= 2 * _config.SPLIT_FIRST_MIN_INPUTS
-            and n_in * n_out > _config.SPLIT_FIRST_MIN_WEIGHTS
-            and min(n_in, n_out) >= _config.BLAS_MIN_WIDTH and not table[0, FLAGS] & SHORTCUT):
+    if splittable_first(table, 2):
         on.add("WITH_SPLIT_FIRST")
     return frozenset(on)
+
+
+def splittable_first(table, parts):
+    """Whether the first layer of the network of layer ``table`` has the shape that sliced
+    batches split by its inputs among ``parts`` threads (``network._first_split``, which
+    adds the batch's own condition): a hidden layer without a shortcut, of more than
+    ``SPLIT_FIRST_MIN_WEIGHTS`` weights, wide enough for BLAS, with at least
+    ``SPLIT_FIRST_MIN_INPUTS`` inputs for each part."""
+    n_in, n_out = int(table[0, N_IN]), int(table[0, N_OUT])
+    return bool(table.shape[0] > 1 and n_in >= parts * _config.SPLIT_FIRST_MIN_INPUTS
+                and n_in * n_out > _config.SPLIT_FIRST_MIN_WEIGHTS
+                and min(n_in, n_out) >= _config.BLAS_MIN_WIDTH
+                and not table[0, FLAGS] & SHORTCUT)
 
 
 #: A process compiles the kernels for the features of each network it trains until it has

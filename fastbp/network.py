@@ -27,10 +27,9 @@ from ._kernels.finite import all_finite
 from ._kernels.optimizers import H_ALPHA, H_CLIP_NORM, H_CLIP_VALUE, H_LR, SGD as SGD_KIND
 from ._kernels.shuffle import epoch_orders
 from ._kernels.sync import ABORT, SYNC_SIZE
-from ._variants import kernels
-from ._spec import (ACTIVATIONS, FLAGS, G_OFF, N_OUT, OUTPUTS, S_OFF, SHORTCUT, ParamViews,
-                    buffer_sizes, has_shortcuts, layer_table, n_running_stats, scale_views,
-                    weight_views)
+from ._variants import kernels, splittable_first
+from ._spec import (ACTIVATIONS, G_OFF, N_OUT, OUTPUTS, S_OFF, ParamViews, buffer_sizes,
+                    has_shortcuts, layer_table, n_running_stats, scale_views, weight_views)
 from ._validation import (check_X, check_bool, check_choice, check_float_dtype, check_int,
                           check_layers, check_nonnegative_float, check_optional_positive_float,
                           check_positive_float, check_random_state, check_sample_weight,
@@ -1107,15 +1106,11 @@ def _first_split(net, parts, batch):
     """The length of each part's row of ``firsts`` (``_kernels.epoch.run_epochs``): 0 when
     the sliced batches keep the first layer whole; otherwise its outputs and the part's
     share of its inputs (``_feature_range``) over a whole batch.  The first layer is split
-    by its inputs when the batch is sliced, the layer has more than
-    ``_config.SPLIT_FIRST_MIN_WEIGHTS`` weights and takes BLAS or the tiles on the whole
-    batch, each part gets at least ``_config.SPLIT_FIRST_MIN_INPUTS`` inputs, and it is
-    hidden and has no shortcut."""
-    widths = net.layers
-    n_in, n_out = widths[0], widths[1]
-    if (parts < 2 or len(widths) < 3 or n_in < parts * _config.SPLIT_FIRST_MIN_INPUTS
-            or n_in * n_out <= _config.SPLIT_FIRST_MIN_WEIGHTS
-            or net._table[0, FLAGS] & SHORTCUT or not _past_loops(n_in, n_out, batch)):
+    by its inputs when the batch is sliced, the layer has the shape
+    ``_variants.splittable_first`` names, and it takes BLAS or the tiles on the whole batch."""
+    n_in, n_out = net.layers[0], net.layers[1]
+    if (parts < 2 or not splittable_first(net._table, parts)
+            or not _past_loops(n_in, n_out, batch)):
         return 0
     share = max(hi - lo for lo, hi in (_feature_range(n_in, parts, p) for p in range(parts)))
     return (n_out + share) * batch
@@ -1538,8 +1533,14 @@ def _threads(n_threads):
     if n_threads is None:
         yield
         return
-    before = getattr(_THREAD_COUNT, "n", None)
-    _THREAD_COUNT.n = n_threads
+    with _counting(n_threads):
+        with _blas_limit(n_threads):
+            yield
+
+
+@contextlib.contextmanager
+def _blas_limit(n_threads):
+    """BLAS's threads set to ``n_threads`` inside (see ``_threads``), restored after."""
     # BLAS's limit is process-wide: the first of overlapping fits sets it, the last one
     # out puts it back (each restoring its own entry's value would leave n_threads behind).
     with _BLAS_LOCK:
@@ -1557,7 +1558,6 @@ def _threads(n_threads):
                 with _blas_control():
                     _BLAS[1].restore_original_limits()
                 _BLAS[1] = None
-        _THREAD_COUNT.n = before
 
 
 @contextlib.contextmanager
