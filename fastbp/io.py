@@ -305,7 +305,7 @@ def _read_arrays(path):
                         raise ValueError(f"its entry {info.filename!r} {exc}") from None
         except ValueError as exc:
             raise ValueError(f"{path!r} is not a readable fastbp model file: {exc}") from None
-        except MemoryError:
+        except (MemoryError, TimeoutError):  # (not damage: memory, or a timeout's signal)
             raise
         except Exception as exc:  # noqa: BLE001 - zipfile reports damage in many types:
             # BadZipFile, EOFError, zlib.error, NotImplementedError (an unknown compression

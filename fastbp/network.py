@@ -643,7 +643,10 @@ class Network:
             warnings.warn(f"fit interrupted after {self.n_iter_} epochs; the network keeps "
                           "the weights of the last completed epoch", RuntimeWarning, stacklevel=3)
         except BaseException:
-            # the trainer put the weights back to the last committed epoch: so goes the history
+            # The trainer put the weights back to the last committed epoch (once more here:
+            # a signal handler's exception may land in its exit before it did); so goes the
+            # history.
+            trainer.rollback()
             self._restore_history(history)
             raise
         finally:
@@ -1142,8 +1145,22 @@ def _run_parts(parts, args):
                 # which is harmless, as its outcome is its own; listed before, a part never
                 # queued would be waited for)
                 queued.append(part)
-            with _pinned(cpus):
+            before = _affinity(cpus)
+            try:
+                _pin(cpus)
                 ran = _run_part(run, args, np.int64(0), sync, shared)
+            finally:
+                # Until it has returned: a signal handler's exception, pending since the
+                # kernel call, can land at the entry of the next function called (before it
+                # restores anything), and is raised after.
+                pending = None
+                while before is not None:
+                    try:
+                        before = _restore_affinity(before)
+                    except BaseException as exc:
+                        pending = pending or exc
+                if pending is not None:
+                    raise pending
         except BaseException:
             # (an exception raised here by a signal handler, not only by the part: the
             # workers' parts must not wait at a barrier for this one)
@@ -1159,28 +1176,37 @@ def _run_parts(parts, args):
 
 class _Part:
     """One part of a sliced call, for a worker: its CPUs and ``_run_part``'s arguments, then
-    its outcome (``error``: None or its exception; ``finished`` set after)."""
+    its outcome (``error``: None or its exception; ``done`` set after, then ``lock``
+    released: it is taken, held, from the start)."""
 
-    __slots__ = ("cpus", "args", "error", "finished")
+    __slots__ = ("cpus", "args", "error", "done", "lock")
 
     def __init__(self, cpus, args):
-        self.cpus, self.args, self.error = cpus, args, None
-        self.finished = threading.Event()
+        self.cpus, self.args, self.error, self.done = cpus, args, None, False
+        self.lock = threading.Lock()
+        self.lock.acquire()
 
 
 def _wait(parts, sync):
     """Until the workers have finished ``parts`` (every part returns: a failed one set the
     abort flag, which releases the others).  An exception raised while waiting (a signal
     handler's) sets the abort flag too, and is raised once every part is done: a worker
-    left running would hold its buffers and CPU.  (Events, not a queue of results: an
-    exception between taking a result and counting it lost that result, and the wait for it
-    never ended.)"""
+    left running would hold its buffers and CPU.
+
+    A plain lock per part, and its ``done`` flag read before each wait: an exception can
+    land between any two steps here, and neither a lost result (a queue of results: the
+    wait for a result taken but not counted never ended) nor a lock left taken
+    (``threading.Event``, whose condition an exception inside ``wait`` left held: the next
+    wait hung, or raised "release unlocked lock") may follow.  An interrupted
+    ``acquire`` takes nothing, and one that took the lock finds ``done`` set after."""
     pending, i = None, 0
     while True:
         try:
             while i < len(parts):
-                parts[i].finished.wait()
-                i += 1
+                if parts[i].done:
+                    i += 1
+                else:
+                    parts[i].lock.acquire()
             break
         except BaseException as exc:
             sync[ABORT] = 1
@@ -1210,17 +1236,22 @@ class _Worker:
     def _serve(self):
         while True:
             part = self.jobs.get()
+            before = _affinity(part.cpus)
             try:
-                with _pinned(part.cpus):
-                    _run_part(*part.args)
+                _pin(part.cpus)
+                _run_part(*part.args)
             except BaseException as exc:  # (raised in the caller's thread)
                 part.error = exc
             finally:
-                part.finished.set()
+                try:
+                    _restore_affinity(before)
+                finally:
+                    part.done = True
+                    part.lock.release()
 
 
 class _Cpus:
-    """The CPUs the parts of one sliced call take, one each (``_pinned``).
+    """The CPUs the parts of one sliced call take, one each (``_pin``).
 
     The parts wait for each other spinning, so two of them must not share a CPU: Linux
     woke the worker threads on the CPU of the thread that woke them, where they waited
@@ -1242,7 +1273,8 @@ class _Cpus:
             return None
         try:
             allowed = sorted(os.sched_getaffinity(0))
-        except OSError:
+        except OSError as exc:
+            _reraise_unless_errno(exc)
             return None
         return cls(allowed) if len(allowed) >= parts else None
 
@@ -1274,44 +1306,53 @@ def _current_cpu_function():
 _CURRENT_CPU = _current_cpu_function()
 
 
-@contextlib.contextmanager
-def _pinned(cpus):
-    """This thread on one CPU of ``cpus`` (a ``_Cpus``; None: as it is) inside, its CPUs
-    restored after.  Where pinning fails (the CPUs changed under the process), as it is."""
+def _affinity(cpus):
+    """This thread's CPUs, to restore after ``_pin(cpus)``: None where ``cpus`` is None or
+    they cannot be read (nothing to restore)."""
     if cpus is None:
-        yield
+        return None
+    try:
+        return os.sched_getaffinity(0)
+    except OSError as exc:
+        _reraise_unless_errno(exc)
+        return None
+
+
+def _pin(cpus):
+    """This thread on one CPU of ``cpus`` (a ``_Cpus``; None: as it is).  Where pinning fails
+    (the CPUs changed under the process), as it is.
+
+    Call it inside a ``try`` whose ``finally`` restores ``_affinity(cpus)``, taken before
+    the ``try``: a signal handler's exception can land anywhere, just after the pinning
+    too, and only then is nothing left pinned (a generator's context manager left such a
+    thread pinned until the garbage collector closed the generator)."""
+    if cpus is None:
         return
     try:
-        before = os.sched_getaffinity(0)
-    except OSError:
-        yield
-        return
-    # (one try from the pinning on: an exception a signal handler raises just after it
-    # still restores the CPUs)
-    try:
-        try:
-            os.sched_setaffinity(0, {cpus.take()})
-        except (OSError, StopIteration):
-            pass
-        yield
-    finally:
-        _restore_affinity(before)
+        os.sched_setaffinity(0, {cpus.take()})
+    except StopIteration:
+        pass
+    except OSError as exc:
+        _reraise_unless_errno(exc)
 
 
 def _restore_affinity(cpus):
-    """This thread back on ``cpus``, even when an exception (a signal handler's) interrupts
-    the first attempt; that exception is raised after."""
-    pending = None
-    while True:
+    """This thread back on ``cpus`` (None: nothing to do); returns None, for
+    ``_run_parts``' loop, which calls it until it has returned."""
+    if cpus is not None:
         try:
             os.sched_setaffinity(0, cpus)
-            break
-        except OSError:
-            break
-        except BaseException as exc:
-            pending = pending or exc
-    if pending is not None:
-        raise pending
+        except OSError as exc:
+            _reraise_unless_errno(exc)
+
+
+def _reraise_unless_errno(exc):
+    """Raise ``exc``, an ``OSError`` caught around a system call, unless the call raised it
+    (it then has an errno): a signal handler's exception lands as the call returns, and a
+    timeout's ``TimeoutError`` is an ``OSError`` too, which must not be taken for the
+    call's failure and dropped (the thread was then left pinned)."""
+    if exc.errno is None:
+        raise exc
 
 
 def _workers(n):

@@ -144,6 +144,19 @@ def test_network_with_the_global_random_state_round_trips(tmp_path):
     assert_same_network(net, loaded)
 
 
+def test_a_timeout_while_loading_is_raised_as_it_is(tmp_path, monkeypatch):
+    # (a signal handler's TimeoutError says nothing of the file: not "not a readable file")
+    path = tmp_path / "m.npz"
+    fastbp.Network(SHAPE, random_state=0).save(path)
+
+    def timeout(raw):
+        raise TimeoutError("time limit")
+
+    monkeypatch.setattr(fio, "_read_npy", timeout)
+    with pytest.raises(TimeoutError, match="time limit"):
+        fastbp.load(path)
+
+
 def test_file_holds_plain_arrays_only(tmp_path):
     net, _, _ = trained()
     net.save(tmp_path / "m.npz")

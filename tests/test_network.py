@@ -370,6 +370,33 @@ def test_a_part_keeps_its_cpu_when_free_else_takes_the_first_free(monkeypatch):
     assert cpus.take() == 0
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_a_timeout_raised_as_a_cpu_call_returns_is_not_taken_for_its_failure(monkeypatch):
+    # TimeoutError is an OSError: a signal handler's (no errno), landing as the call
+    # returned, was dropped as the call's failure, and the thread was left pinned.
+    import errno
+
+    cpus = network._Cpus([0])
+    for name, call in [("sched_getaffinity", lambda: network._affinity(cpus)),
+                       ("sched_getaffinity", lambda: network._Cpus.for_parts(1)),
+                       ("sched_setaffinity", lambda: network._pin(network._Cpus([0]))),
+                       ("sched_setaffinity", lambda: network._restore_affinity({0}))]:
+        def timeout(*args):
+            raise TimeoutError("time limit")
+
+        monkeypatch.setattr(network, "_CURRENT_CPU", lambda: 0)
+        monkeypatch.setattr(network.os, name, timeout)
+        with pytest.raises(TimeoutError, match="time limit"):
+            call()
+
+        def denied(*args):  # (the call's own failure: it has an errno)
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(network.os, name, denied)
+        assert call() is None
+        monkeypatch.undo()
+
+
 def test_blas_is_single_threaded_only_while_slices_call_it():
     from threadpoolctl import threadpool_info
 
@@ -662,7 +689,7 @@ def test_n_threads_above_the_process_ceiling_is_capped_as_in_a_joblib_worker():
 
 
 SIGNAL_DURING_SLICES = """
-import os, random, signal, threading, time, warnings
+import os, random, signal, threading, time, traceback, warnings
 import numpy as np, fastbp
 from fastbp import network
 warnings.simplefilter("ignore")
@@ -679,19 +706,20 @@ net = fastbp.Network([20, 64, 64, 3], output="softmax", random_state=0, dtype=np
 net.fit(X, y, epochs=1, batch_size=64, n_threads=2)
 cpus = os.sched_getaffinity(0)
 random.seed(0)
-for i in range(150):
+for i in range(2000):
     armed[0] = True
     signal.setitimer(signal.ITIMER_REAL, random.uniform(0.0002, 0.01))
+    where = "not interrupted"
     try:
         net.fit(X, y, epochs=2, batch_size=64, n_threads=2, warm_start=True,
                 callbacks=[lambda e, m: False])  # (one kernel call per epoch)
-    except TimeoutError:
-        pass
+    except TimeoutError as exc:
+        where = "".join(traceback.format_tb(exc.__traceback__)[-3:])
     finally:
         armed[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
-    assert os.sched_getaffinity(0) == cpus, i
-    assert np.isfinite(net.get_params_vector()).all(), i
+    assert os.sched_getaffinity(0) == cpus, (i, where)
+    assert np.isfinite(net.get_params_vector()).all(), (i, where)
 net.fit(X, y, epochs=2, batch_size=64, n_threads=2, warm_start=True)
 print("ok")
 """
