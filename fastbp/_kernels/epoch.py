@@ -472,7 +472,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
             sw_sum = weight_sum(SW, order, start, nb)
             if sw_sum <= 0.0:
                 continue
-            seed = batch_seed(seeds[e], start) if WITH_DROPOUT and drop > 0.0 else 0
+            seed = batch_seed(seeds[e], start) if WITH_DROPOUT and drop > 0.0 else np.int64(0)
             k, lo, hi = batch_slice(nb, parts, part)
             gathered = same_batch and e > 0
             if lead:
@@ -497,7 +497,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                     params, X, Y, SW, order, start + lo, hi - lo, layers, abufs[part],
                     tmps[part], grad if lead else grads[part - 1], 1.0 / sw_sum, want_loss,
                     stats, np.int64(TRAIN_UPDATE), drop if k == 1 else 0.0,
-                    seed if k == 1 else 0, gathered, clear > 0)
+                    seed if k == 1 else np.int64(0), gathered, clear > 0)
             if barrier(sync, parts):
                 return -1
             # The update, each part on its share lo:hi of the flat vectors: the slices'
@@ -527,7 +527,7 @@ def run_epochs(params, X, Y, SW, orders, layers, batch_size, kind, hyper, state,
                 l2 = 0.0
                 sq_own = 0.0
                 if WITH_SPLIT_FIRST and split:
-                    l2 = sgd_update(params, own, own, False, layers, alpha, sw_sum,
+                    l2 = sgd_update(params, own, own, np.bool_(False), layers, alpha, sw_sum,
                                     hyper[H_CLIP_VALUE], hyper[H_LR], own_lo, own_hi, mine[3:],
                                     clear)
                     sq_own = mine[3]  # (the rest holds none of the first layer's weights)
@@ -656,7 +656,7 @@ def data_gradient(params, X, Y, SW, order, layers, chunk, alpha, abuf, tmp, grad
     ``total_grad`` receives the gradient; ``grad`` is scratch of the same size.
     """
     n = order.shape[0]
-    sw_sum = weight_sum(SW, order, 0, n)
+    sw_sum = weight_sum(SW, order, np.int64(0), n)
     total_grad[:] = 0
     total = 0.0
     for start in range(0, n, chunk):
