@@ -1119,6 +1119,13 @@ def _first_split(net, parts, batch):
     return (n_out + share) * batch
 
 
+#: Tries of a step that puts a process-wide setting back (the CPUs a thread may run on,
+#: BLAS's threads) before its exception is raised: a signal handler's exception lands
+#: once, at any step (the step is then tried again), while an error that comes back each
+#: time must be raised, not looped on.
+_RETRIES = 3
+
+
 def _run_parts(parts, args):
     """``run_epochs(*args, part, sync, shared)`` in ``parts`` threads at once: part 0
     in this one, the others in the process's worker threads (see ``_kernels.sync``).
@@ -1150,13 +1157,16 @@ def _run_parts(parts, args):
                 _pin(cpus)
                 ran = _run_part(run, args, np.int64(0), sync, shared)
             finally:
-                # Until it has returned: a signal handler's exception, pending since the
+                # Again if an exception interrupted it: a signal handler's, pending since the
                 # kernel call, can land at the entry of the next function called (before it
-                # restores anything), and is raised after.
+                # restores anything); it is raised after (_RETRIES).
                 pending = None
-                while before is not None:
+                tries = 0  # (no call before the try: range() was one)
+                while tries < _RETRIES:
+                    tries += 1
                     try:
-                        before = _restore_affinity(before)
+                        _restore_affinity(before)
+                        break
                     except BaseException as exc:
                         pending = pending or exc
                 if pending is not None:
@@ -1337,8 +1347,7 @@ def _pin(cpus):
 
 
 def _restore_affinity(cpus):
-    """This thread back on ``cpus`` (None: nothing to do); returns None, for
-    ``_run_parts``' loop, which calls it until it has returned."""
+    """This thread back on ``cpus`` (None: nothing to do)."""
     if cpus is not None:
         try:
             os.sched_setaffinity(0, cpus)
@@ -1406,23 +1415,45 @@ def _single_threaded_blas(active):
         return
     # The OpenBLAS the kernels call, directly (0.1 ms a fit less than threadpoolctl): the
     # first of overlapping blocks sets one thread, the last one out puts the count back.
+    # Each block is a token in a set, added and removed in one step, and the count put back
+    # until that has returned: a signal handler's exception can land between any two steps
+    # (a count of blocks, raised after the first set one thread, left OpenBLAS on one
+    # thread for the rest of the process).
     get, put = blas.THREADS
-    with _BLAS_LOCK:
-        if _ONE_THREAD[0] == 0:
-            _ONE_THREAD[1] = get()
-            put(1)
-        _ONE_THREAD[0] += 1
+    token = object()
     try:
+        with _BLAS_LOCK:
+            if not _ONE_THREAD["blocks"]:
+                _ONE_THREAD["before"] = get()
+            _ONE_THREAD["blocks"].add(token)
+            put(1)
         yield
     finally:
-        with _BLAS_LOCK:
-            _ONE_THREAD[0] -= 1
-            if _ONE_THREAD[0] == 0:
-                put(_ONE_THREAD[1])
+        pending = None
+        tries = 0  # (no call before the try: range() was one)
+        while tries < _RETRIES:
+            tries += 1
+            try:
+                _leave_one_thread(token, put)
+                break
+            except BaseException as exc:
+                pending = pending or exc
+        if pending is not None:
+            raise pending
 
 
-# blocks of _single_threaded_blas open, the thread count before the first
-_ONE_THREAD = [0, None]
+def _leave_one_thread(token, put):
+    """``_single_threaded_blas``'s block ``token`` closed, the thread count put back if it
+    was the last (idempotent: its caller tries again where an exception interrupted it)."""
+    with _BLAS_LOCK:
+        blocks = _ONE_THREAD["blocks"]
+        blocks.discard(token)
+        if not blocks and _ONE_THREAD["before"] is not None:
+            put(_ONE_THREAD["before"])
+
+
+# the blocks of _single_threaded_blas open, the thread count from before the first
+_ONE_THREAD = {"blocks": set(), "before": None}
 
 
 def _draw_epoch_orders(rng, perm, rows, k):
@@ -1584,21 +1615,39 @@ def _blas_limit(n_threads):
     """BLAS's threads set to ``n_threads`` inside (see ``_threads``), restored after."""
     # BLAS's limit is process-wide: the first of overlapping fits sets it, the last one
     # out puts it back (each restoring its own entry's value would leave n_threads behind).
-    with _BLAS_LOCK:
-        if _BLAS[0] == 0:
-            controller = _controller()
-            with _blas_control():
-                _BLAS[1] = controller.limit(limits=n_threads)
-        _BLAS[0] += 1
+    # Tokens and a loop, as in _single_threaded_blas.
+    token = object()
     try:
+        with _BLAS_LOCK:
+            _BLAS[0].add(token)
+            if _BLAS[1] is None:
+                controller = _controller()
+                with _blas_control():
+                    _BLAS[1] = controller.limit(limits=n_threads)
         yield
     finally:
-        with _BLAS_LOCK:
-            _BLAS[0] -= 1
-            if _BLAS[0] == 0:
-                with _blas_control():
-                    _BLAS[1].restore_original_limits()
-                _BLAS[1] = None
+        pending = None
+        tries = 0  # (no call before the try: range() was one)
+        while tries < _RETRIES:
+            tries += 1
+            try:
+                _leave_blas_limit(token)
+                break
+            except BaseException as exc:
+                pending = pending or exc
+        if pending is not None:
+            raise pending
+
+
+def _leave_blas_limit(token):
+    """``_blas_limit``'s block ``token`` closed, BLAS's limits restored if it was the last
+    (idempotent, as ``_leave_one_thread``)."""
+    with _BLAS_LOCK:
+        _BLAS[0].discard(token)
+        if not _BLAS[0] and _BLAS[1] is not None:
+            with _blas_control():
+                _BLAS[1].restore_original_limits()
+            _BLAS[1] = None
 
 
 @contextlib.contextmanager
@@ -1655,19 +1704,20 @@ def _after_fork_in_child():
     _WORKERS_LOCK = threading.Lock()
     _WORKERS.update(pid=os.getpid(), threads=[])
     _BLAS_LOCK = threading.Lock()
-    if _ONE_THREAD[0] > 0 and blas.THREADS is not None:
-        blas.THREADS[1](_ONE_THREAD[1])
-    _ONE_THREAD[0] = 0
-    if _BLAS[0] > 0:
+    if _ONE_THREAD["blocks"] and blas.THREADS is not None:
+        blas.THREADS[1](_ONE_THREAD["before"])
+    _ONE_THREAD["blocks"] = set()
+    if _BLAS[1] is not None:
         with _blas_control():
             _BLAS[1].restore_original_limits()
-    _BLAS[0], _BLAS[1] = 0, None
+    _BLAS[0], _BLAS[1] = set(), None
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-# fits inside _threads now, the limiter the first of them set, the process's controller
-_BLAS = [0, None, None]
+# fits inside _threads now (a token each), the limiter the first of them set, the
+# process's controller
+_BLAS = [set(), None, None]
 
 
 @contextlib.contextmanager

@@ -455,6 +455,62 @@ def test_overlapping_single_threaded_blas_blocks_put_the_count_back_once():
         put(before)
 
 
+def test_a_timeout_landing_in_the_blas_blocks_leaves_the_thread_counts_as_they_were(
+        monkeypatch):
+    # A signal handler's exception lands as a call returns: here just after OpenBLAS's
+    # count was set to one thread, and just after the first attempt to put it back.  A
+    # count of open blocks, raised or left off by such an exception, left OpenBLAS on one
+    # thread for the rest of the process (or fastbp's limit on n_threads).
+    from fastbp._kernels import blas as kernel_blas
+
+    count = [4]
+    trips = []
+
+    def get():
+        return count[0]
+
+    def put(n):
+        count[0] = n
+        if n in trips:
+            trips.remove(n)
+            raise TimeoutError("time limit")
+
+    monkeypatch.setattr(kernel_blas, "THREADS", (get, put))
+    for trip in ([1], [4], [1, 4]):
+        trips[:] = trip
+        block = network._single_threaded_blas(True)
+        with pytest.raises(TimeoutError):
+            with block:
+                assert count[0] == 1
+        assert count[0] == 4 and not trips and not network._ONE_THREAD["blocks"], trip
+    # An error that comes back at every try is raised, not looped on.
+    trips[:] = [4] * (network._RETRIES + 1)
+    with pytest.raises(TimeoutError):
+        with network._single_threaded_blas(True):
+            pass
+    assert trips == [4] and not network._ONE_THREAD["blocks"]
+
+    class Limiter:  # (threadpoolctl's, restoring its libraries' counts)
+        def restore_original_limits(self):
+            put(4)
+
+    class Controller:
+        def limit(self, limits):
+            put(limits)
+            return Limiter()
+
+    # (not inside threadpoolctl's limit, whose limiter such an exception would lose: the
+    # one window left, where the fit's n_threads would stay BLAS's count)
+    monkeypatch.setattr(network, "_controller", lambda: Controller())
+    for trip in ([4],):
+        trips[:] = trip
+        with pytest.raises(TimeoutError):
+            with network._blas_limit(2):
+                assert count[0] == 2
+        assert count[0] == 4 and not trips and network._BLAS[1] is None, trip
+        assert not network._BLAS[0]
+
+
 def test_numbas_thread_count_is_respected_when_the_program_sets_it():
     import numba
 
@@ -707,10 +763,10 @@ net.fit(X, y, epochs=1, batch_size=64, n_threads=2)
 cpus = os.sched_getaffinity(0)
 random.seed(0)
 for i in range(2000):
-    armed[0] = True
-    signal.setitimer(signal.ITIMER_REAL, random.uniform(0.0002, 0.01))
     where = "not interrupted"
     try:
+        armed[0] = True
+        signal.setitimer(signal.ITIMER_REAL, random.uniform(0.0002, 0.01))
         net.fit(X, y, epochs=2, batch_size=64, n_threads=2, warm_start=True,
                 callbacks=[lambda e, m: False])  # (one kernel call per epoch)
     except TimeoutError as exc:

@@ -893,7 +893,7 @@ def test_overlapping_fits_with_n_threads_restore_the_blas_thread_count(monkeypat
             return _ProcessWideLimit(limits)
 
     monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Controller)
-    monkeypatch.setattr(network, "_BLAS", [0, None, None])  # no controller made yet
+    monkeypatch.setattr(network, "_BLAS", [set(), None, None])  # no controller made yet
     _ProcessWideLimit.current = 4
     X, y = make_data(64, 10, 3, "softmax", seed=0)
     a_inside, b_inside, a_done = threading.Event(), threading.Event(), threading.Event()
