@@ -1415,10 +1415,10 @@ def _single_threaded_blas(active):
         return
     # The OpenBLAS the kernels call, directly (0.1 ms a fit less than threadpoolctl): the
     # first of overlapping blocks sets one thread, the last one out puts the count back.
-    # Each block is a token in a set, added and removed in one step, and the count put back
-    # until that has returned: a signal handler's exception can land between any two steps
-    # (a count of blocks, raised after the first set one thread, left OpenBLAS on one
-    # thread for the rest of the process).
+    # Each block is a token in a set, added and removed in one step, and the count is put
+    # back again if an exception interrupted the first try (_RETRIES): a signal handler's
+    # exception can land between any two steps (a count of blocks, not yet raised when the
+    # first had set one thread, left OpenBLAS on one thread for the rest of the process).
     get, put = blas.THREADS
     token = object()
     try:
