@@ -1122,7 +1122,10 @@ def _first_split(net, parts, batch):
 #: Tries of a step that puts a process-wide setting back (the CPUs a thread may run on,
 #: BLAS's threads) before its exception is raised: a signal handler's exception lands
 #: once, at any step (the step is then tried again), while an error that comes back each
-#: time must be raised, not looped on.
+#: time must be raised, not looped on.  The loop is written out in each ``finally`` that
+#: needs it (_run_parts, _single_threaded_blas, _blas_limit), with no call before its
+#: ``try`` (``range()`` was one): a function holding it, or that call, could be interrupted
+#: at its own entry, before it had restored anything.
 _RETRIES = 3
 
 
@@ -1158,10 +1161,10 @@ def _run_parts(parts, args):
                 ran = _run_part(run, args, np.int64(0), sync, shared)
             finally:
                 # Again if an exception interrupted it: a signal handler's, pending since the
-                # kernel call, can land at the entry of the next function called (before it
-                # restores anything); it is raised after (_RETRIES).
+                # kernel call, can land at the entry of the next function called; it is
+                # raised after.
                 pending = None
-                tries = 0  # (no call before the try: range() was one)
+                tries = 0  # (see _RETRIES)
                 while tries < _RETRIES:
                     tries += 1
                     try:
@@ -1430,7 +1433,7 @@ def _single_threaded_blas(active):
         yield
     finally:
         pending = None
-        tries = 0  # (no call before the try: range() was one)
+        tries = 0  # (see _RETRIES)
         while tries < _RETRIES:
             tries += 1
             try:
@@ -1627,7 +1630,7 @@ def _blas_limit(n_threads):
         yield
     finally:
         pending = None
-        tries = 0  # (no call before the try: range() was one)
+        tries = 0  # (see _RETRIES)
         while tries < _RETRIES:
             tries += 1
             try:
